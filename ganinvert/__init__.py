@@ -1,0 +1,19 @@
+"""ganinvert: exact, certified inversion of generative models, one layer at a time."""
+
+from .api import default_rtol, invert
+from .adapters import DEFAULT_CONVERTERS, Affine, Reshape, to_chain
+from .chain import Chain, Layer
+from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
+                     LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,
+                     UnsupportedLayerError)
+from .inverters import INVERTERS, Adam, Inverter, Layerwise
+from .lp import SOLVERS
+from .result import InversionResult, Status
+
+__all__ = [
+    "INVERTERS", "SOLVERS", "Adam", "Inverter", "Layerwise", "default_rtol", "invert",
+    "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
+    "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError",
+    "Reshape", "ShapeMismatchError", "SolverError", "Status", "TrainingModeError",
+    "UnsupportedLayerError", "to_chain",
+]

@@ -1,0 +1,399 @@
+"""Torch module -> :class:`~ganinvert.chain.Chain`.
+
+The module is traced with ``torch.fx`` and the graph is run once on example latents, so every
+reshape (``x.view(-1, C, H, W)``, ``Flatten``, ``Unflatten``...) is read off the real tensor
+shapes. Each leaf module is turned into *pieces* by a converter looked up by type; users add
+converters per call (``to_chain(G, converters={MyBlock: fn})``) rather than in a global table.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from . import activations as acts
+from .chain import Chain, Layer
+from .errors import ChainMismatchError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
+from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, LinearOperator, compose
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Piece ``u -> op(u) + bias`` (``bias`` flat, ``(op.out_dim,)``)."""
+
+    op: LinearOperator
+    bias: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Piece that only changes the per-sample shape."""
+
+    shape: tuple[int, ...]
+
+
+Piece = Union[Affine, Reshape, acts.Activation]
+#: ``converter(module, in_shape) -> pieces``; ``in_shape`` is the per-sample input shape
+Converter = Callable[[nn.Module, tuple], Sequence[Piece]]
+
+
+def _p(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.float64)
+
+
+def _zeros(n: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.float64, device=like.device)
+
+
+def _linear(m: nn.Linear, in_shape: tuple) -> list[Piece]:
+    if len(in_shape) != 1:
+        raise UnsupportedLayerError(
+            f"Linear expects a flat input per sample, got shape {in_shape}. "
+            "Hint: add nn.Flatten() (or x.view(x.size(0), -1)) before it.")
+    bias = _p(m.bias) if m.bias is not None else _zeros(m.out_features, m.weight)
+    return [Affine(Dense(_p(m.weight)), bias)]
+
+
+def _conv_geometry(m: nn.Module) -> dict:
+    if m.padding_mode != "zeros":
+        raise UnsupportedLayerError(f"{type(m).__name__} with padding_mode={m.padding_mode!r} "
+                                    "is not supported (only 'zeros').")
+    padding = m.padding
+    if isinstance(padding, str):
+        if padding != "valid":
+            raise UnsupportedLayerError(f"{type(m).__name__} with padding={padding!r} is not "
+                                        "supported; give the padding as numbers.")
+        padding = 0
+    return dict(stride=m.stride, padding=padding, dilation=m.dilation, groups=m.groups)
+
+
+def _conv_shape(m: nn.Module, in_shape: tuple) -> tuple:
+    if len(in_shape) != 3:
+        raise UnsupportedLayerError(
+            f"{type(m).__name__} expects (C, H, W) per sample, got {in_shape}. "
+            "Hint: reshape first, e.g. z.view(-1, C, 1, 1).")
+    return in_shape
+
+
+def _conv_bias(m: nn.Module, op: LinearOperator) -> torch.Tensor:
+    if m.bias is None:
+        return _zeros(op.out_dim, m.weight)
+    c, hw = op.out_shape[0], math.prod(op.out_shape[1:])
+    return _p(m.bias).repeat_interleave(hw)  # (C*H*W,)
+
+
+def _conv2d(m: nn.Conv2d, in_shape: tuple) -> list[Piece]:
+    op = Conv2d(_p(m.weight), in_shape=_conv_shape(m, in_shape), **_conv_geometry(m))
+    return [Affine(op, _conv_bias(m, op))]
+
+
+def _conv_transpose2d(m: nn.ConvTranspose2d, in_shape: tuple) -> list[Piece]:
+    op = ConvTranspose2d(_p(m.weight), in_shape=_conv_shape(m, in_shape),
+                         output_padding=m.output_padding, **_conv_geometry(m))
+    return [Affine(op, _conv_bias(m, op))]
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm, in_shape: tuple) -> list[Piece]:
+    if m.running_mean is None:
+        raise UnsupportedLayerError(
+            f"{type(m).__name__} with track_running_stats=False normalises with batch statistics "
+            "even in eval mode, so it is not a fixed affine map and cannot be inverted.")
+    scale = 1.0 / torch.sqrt(_p(m.running_var) + m.eps)
+    shift = -_p(m.running_mean) * scale
+    if m.affine:
+        scale, shift = scale * _p(m.weight), shift * _p(m.weight) + _p(m.bias)
+    rest = math.prod(in_shape[1:])  # per-channel constants broadcast over (H, W) or (L,)
+    scale_full = scale.repeat_interleave(rest).reshape(in_shape)
+    return [Affine(Diagonal(scale_full), shift.repeat_interleave(rest))]
+
+
+def _nothing(m: nn.Module, in_shape: tuple) -> list[Piece]:
+    return []
+
+
+def _activation(factory: Callable[[nn.Module], acts.Activation]) -> Converter:
+    return lambda m, in_shape: [factory(m)]
+
+
+DEFAULT_CONVERTERS: Mapping[type, Converter] = MappingProxyType({
+    nn.Linear: _linear,
+    nn.Conv2d: _conv2d,
+    nn.ConvTranspose2d: _conv_transpose2d,
+    nn.BatchNorm1d: _batchnorm,
+    nn.BatchNorm2d: _batchnorm,
+    nn.ReLU: _activation(lambda m: acts.ReLU()),
+    nn.LeakyReLU: _activation(lambda m: acts.LeakyReLU(m.negative_slope)),
+    nn.Tanh: _activation(lambda m: acts.Tanh()),
+    nn.Sigmoid: _activation(lambda m: acts.Sigmoid()),
+    nn.Identity: _nothing,
+    nn.Dropout: _nothing,
+    nn.Dropout1d: _nothing,
+    nn.Dropout2d: _nothing,
+    # Flatten / Unflatten are read off the traced shapes, like every reshape
+    nn.Flatten: _nothing,
+    nn.Unflatten: _nothing,
+})
+
+_RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
+_RESHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
+_RESHAPE_METHODS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+                    "contiguous", "view_as", "reshape_as"}
+_FUNCTIONAL_ACTS: Mapping[object, Callable[[tuple, dict], acts.Activation]] = MappingProxyType({
+    F.relu: lambda a, kw: acts.ReLU(), torch.relu: lambda a, kw: acts.ReLU(),
+    torch.relu_: lambda a, kw: acts.ReLU(), F.relu_: lambda a, kw: acts.ReLU(),
+    torch.tanh: lambda a, kw: acts.Tanh(), F.tanh: lambda a, kw: acts.Tanh(),
+    torch.sigmoid: lambda a, kw: acts.Sigmoid(), F.sigmoid: lambda a, kw: acts.Sigmoid(),
+    F.leaky_relu: lambda a, kw: acts.LeakyReLU(a[1] if len(a) > 1 else kw.get("negative_slope", 0.01)),
+})
+_METHOD_ACTS = MappingProxyType({"relu": acts.ReLU, "relu_": acts.ReLU, "tanh": acts.Tanh,
+                                 "tanh_": acts.Tanh, "sigmoid": acts.Sigmoid,
+                                 "sigmoid_": acts.Sigmoid})
+_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+_PROBE_BATCH = 3
+
+
+class _Tracer(fx.Tracer):
+    """Keeps every module that has a converter as a leaf (user types included)."""
+
+    def __init__(self, converters: Mapping[type, Converter]) -> None:
+        super().__init__()
+        self._leaf_types = tuple(converters)
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, self._leaf_types) or super().is_leaf_module(m, qualname)
+
+
+@dataclass(frozen=True)
+class _State:
+    """Chain under construction: finished layers, the affine map pending since the last
+    activation, and the current per-sample shape."""
+
+    layers: tuple[Layer, ...]
+    pending: Affine | None
+    shape: tuple[int, ...]
+
+    def add(self, piece: Piece, where: str) -> "_State":
+        if isinstance(piece, Reshape):
+            return replace(self, shape=tuple(piece.shape))
+        if isinstance(piece, Affine):
+            if piece.op.in_dim != math.prod(self.shape):
+                raise ShapeMismatchError(f"{where}: expects {piece.op.in_dim} inputs per sample, "
+                                         f"Got: {self.shape}")
+            if self.pending is None:
+                new = piece
+            else:  # fold: op2(op1 u + b1) + b2
+                b = piece.op.matvec(self.pending.bias[None])[0] + piece.bias
+                new = Affine(compose(self.pending.op, piece.op), b)
+            return _State(self.layers, new, tuple(piece.op.out_shape))
+        pending = self.pending
+        if pending is None:  # activation right after activation: identity map in between
+            ones = torch.ones(self.shape, dtype=torch.float64)
+            pending = Affine(Diagonal(ones), torch.zeros(ones.numel(), dtype=torch.float64))
+        layer = Layer(pending.op, pending.bias, piece, self.shape)
+        return _State(self.layers + (layer,), None, self.shape)
+
+    def finish(self) -> tuple[Layer, ...]:
+        layers = self.layers
+        if self.pending is not None:
+            layers += (Layer(self.pending.op, self.pending.bias, acts.Identity(), self.shape),)
+        elif layers:
+            layers = layers[:-1] + (replace(layers[-1], out_shape=self.shape),)
+        return layers
+
+
+def _path_hint(node: fx.Node) -> str:
+    return f"'{node.target}'" if node.op == "call_module" else f"{node.op} {node.target!r}"
+
+
+def _pieces(node: fx.Node, module: nn.Module, in_shape: tuple, out: torch.Tensor,
+            converters: Mapping[type, Converter]) -> list[Piece]:
+    """Pieces for one graph node, given its input shape and its (probed) output."""
+    reshape = [Reshape(tuple(out.shape[1:]))]
+    if node.op == "call_module":
+        sub = module.get_submodule(node.target)
+        conv = next((c for t, c in converters.items() if type(sub) is t), None)
+        conv = conv or next((c for t, c in converters.items() if isinstance(sub, t)), None)
+        if conv is None:
+            raise UnsupportedLayerError(
+                f"module '{node.target}' of type {type(sub).__name__} is not supported. "
+                f"Supported: {', '.join(sorted(t.__name__ for t in converters))}. "
+                "Hint: pass converters={YourLayer: fn} to add one.")
+        try:
+            pieces = list(conv(sub, in_shape))
+        except UnsupportedLayerError as e:
+            raise UnsupportedLayerError(f"module '{node.target}' ({type(sub).__name__}): {e}") from None
+        return pieces + reshape if isinstance(sub, _RESHAPE_MODULES) else pieces
+    if node.op == "call_function":
+        if node.target in _FUNCTIONAL_ACTS:
+            return [_FUNCTIONAL_ACTS[node.target](node.args, dict(node.kwargs))]
+        if node.target in _RESHAPE_FUNCTIONS:
+            return reshape
+    if node.op == "call_method":
+        if node.target in _METHOD_ACTS:
+            return [_METHOD_ACTS[node.target]()]
+        if node.target in _RESHAPE_METHODS:
+            return reshape
+    raise UnsupportedLayerError(
+        f"operation {_path_hint(node)} (node '{node.name}') is not supported: a generator must "
+        "be a chain of supported layers, activations and reshapes.")
+
+
+def _check_modes(module: nn.Module) -> None:
+    for path, sub in module.named_modules():
+        if isinstance(sub, _MODE_DEPENDENT) and sub.training:
+            raise TrainingModeError(
+                f"module '{path or '<root>'}' ({type(sub).__name__}) is in training mode, so its "
+                "output depends on the batch. Hint: call generator.eval() before inverting.")
+
+
+def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        sub = gm.get_submodule(node.target)
+        if isinstance(sub, nn.Linear):
+            return [(sub.in_features,)]
+        if isinstance(sub, (nn.ConvTranspose2d, nn.Conv2d)):
+            return [(sub.in_channels, 1, 1), (sub.in_channels,)]
+    return []
+
+
+def _run(gm: fx.GraphModule, z: torch.Tensor) -> bool:
+    try:
+        with torch.no_grad():
+            gm(z)
+        return True
+    except Exception:  # noqa: BLE001 - any failure just rules this shape out
+        return False
+
+
+def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = None,
+             converters: Mapping[type, Converter] | None = None, check: bool = True,
+             seed: int = 0) -> Chain:
+    """Turn a torch generator into a float64 :class:`Chain`.
+
+    Args:
+        module: an ``nn.Module`` (``nn.Sequential`` trees, or a class whose ``forward`` is plain
+            layer calls, functional activations and reshapes), or a ``Chain`` (returned as is).
+        latent_shape: per-sample latent shape; inferred from the first layer when omitted
+            (``(k,)`` before a Linear, ``(C, 1, 1)`` or ``(C,)`` before a convolution).
+        converters: extra ``{ModuleType: converter}`` entries, consulted before the defaults.
+        check: compare ``chain(z)`` with ``module(z)`` on random latents.
+        seed: seed of those latents.
+
+    Returns:
+        The chain, float64, on the module's device.
+
+    Raises:
+        TrainingModeError, UnsupportedLayerError, ChainMismatchError, ShapeMismatchError.
+    """
+    if isinstance(module, Chain):
+        return module
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"Expected: a torch.nn.Module or ganinvert.Chain, Got: {type(module).__name__}")
+    _check_modes(module)
+    table = {**(converters or {}), **DEFAULT_CONVERTERS}
+    try:
+        gm = fx.GraphModule(module, _Tracer(table).trace(module))
+    except UnsupportedLayerError:
+        raise
+    except Exception as e:  # fx raises many types for data-dependent control flow
+        raise UnsupportedLayerError(
+            f"could not trace {type(module).__name__}.forward with torch.fx ({type(e).__name__}: "
+            f"{e}). Hint: write the generator as nn.Sequential or a forward without data-dependent "
+            "control flow, or pass a ganinvert.Chain.") from e
+
+    param = next(module.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float32
+    device = param.device if param is not None else torch.device("cpu")
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [tuple(latent_shape)] if latent_shape is not None else _candidate_latent_shapes(gm)
+    probe_ok = [s for s in shapes
+                if _run(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))]
+    if not probe_ok:
+        raise ShapeMismatchError(
+            f"could not run {type(module).__name__} on latents of shape "
+            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}. Hint: pass latent_shape=(...).")
+    in_shape = probe_ok[0]
+
+    chain = _build(gm, module, in_shape, table, dtype, device, gen)
+    if check:
+        _check(chain, module, dtype, device, gen)
+    logger.debug("%s", chain.describe())
+    return chain
+
+
+def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
+    z = torch.randn(_PROBE_BATCH, *in_shape, generator=gen).to(dtype=dtype, device=device)
+    values: dict[fx.Node, torch.Tensor] = {}
+    states: dict[fx.Node, _State] = {}
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            if states:  # forward(z, extra=default): only the first argument is data
+                if not node.args:
+                    raise UnsupportedLayerError(f"forward takes a second required argument "
+                                                f"'{node.target}'; generators take only z.")
+                values[node] = node.args[0]
+                continue
+            values[node] = z
+            states[node] = _State((), None, in_shape)
+            continue
+        if node.op == "get_attr":
+            raise UnsupportedLayerError(f"generator reads attribute '{node.target}' directly in "
+                                        "forward; only layer calls are supported.")
+        data_in = [a for a in node.all_input_nodes if a in states]
+        if node.op == "output":
+            state = states[data_in[0]]
+            break
+        if len(data_in) != 1 or any(len(a.users) > 1 for a in data_in):
+            raise UnsupportedLayerError(
+                f"operation {_path_hint(node)} (node '{node.name}') joins or branches the data "
+                "path; only straight chains are supported (no residual connections or concat).")
+        args = fx.node.map_arg(node.args, lambda n: values[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
+        with torch.no_grad():
+            if node.op == "call_module":
+                out = gm.get_submodule(node.target)(*args, **kwargs)
+            elif node.op == "call_function":
+                out = node.target(*args, **kwargs)
+            else:
+                out = getattr(args[0], node.target)(*args[1:], **kwargs)
+        if not isinstance(out, torch.Tensor) or out.shape[0] != _PROBE_BATCH:
+            raise UnsupportedLayerError(f"operation {_path_hint(node)} (node '{node.name}') mixes "
+                                        "samples of the batch or returns a non-tensor.")
+        values[node] = out
+        state = states[data_in[0]]
+        for piece in _pieces(node, gm, state.shape, out, table):
+            state = state.add(piece, f"module {_path_hint(node)}")
+        states[node] = state
+    layers = state.finish()
+    if not layers:
+        raise UnsupportedLayerError(f"{type(module).__name__} has no layers to invert.")
+    return Chain(tuple(layer.to(device=device) for layer in layers), tuple(in_shape))
+
+
+def _check(chain: Chain, module: nn.Module, dtype, device, gen) -> None:
+    z = torch.randn(4, *chain.in_shape, generator=gen).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        want = module(z).to(torch.float64)
+        got = chain(z.to(torch.float64))
+    if got.shape != want.shape:
+        raise ChainMismatchError(f"chain output shape {tuple(got.shape)} differs from the module's "
+                                 f"{tuple(want.shape)}")
+    rtol = 1e-9 if dtype == torch.float64 else 1e-4 if dtype == torch.float32 else 1e-2
+    err = (got - want).abs().max().item()
+    scale = want.abs().max().item() + 1.0
+    if not err <= rtol * scale:
+        raise ChainMismatchError(
+            f"the layer chain does not reproduce {type(module).__name__}: max |chain(z) - module(z)| "
+            f"= {err:.3g} (allowed {rtol * scale:.3g}). Hint: forward may do something the trace "
+            "did not record (in-place edits, Python-side constants); pass a ganinvert.Chain instead.")

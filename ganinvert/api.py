@@ -1,0 +1,159 @@
+"""``invert``: validate at the boundary, adapt the generator, dispatch, report per sample."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .activations import ReLU
+from .adapters import Converter, to_chain
+from .chain import Chain
+from .errors import InvalidInputError, InversionError, ShapeMismatchError
+from .inverters import INVERTERS, Inverter
+from .inverters.base import RawSolution, assign_status, relative_residual
+from .result import InversionResult, Status
+
+logger = logging.getLogger(__name__)
+
+
+def default_rtol(dtype: torch.dtype) -> float:
+    """Relative residual tolerance ``||G(z) - x|| / ||x||`` that counts as ``G(z) = x``: the
+    observation cannot be more exact than its own dtype."""
+    return {torch.float64: 1e-6, torch.float32: 1e-4}.get(dtype, 1e-2)
+
+
+def _resolve_method(method: str | Inverter) -> Inverter:
+    if isinstance(method, Inverter):
+        return method
+    if isinstance(method, str) and method in INVERTERS:
+        return INVERTERS[method]()
+    raise InvalidInputError(f"unknown method {method!r}; Expected one of {sorted(INVERTERS)} "
+                            "or an Inverter instance such as ganinvert.Layerwise(solver='highs')")
+
+
+def _batch(x: object, out_shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
+    """``x`` as ``(B, *out_shape)`` plus whether it had a batch dimension."""
+    if not isinstance(x, torch.Tensor):
+        raise InvalidInputError(f"Expected: x as a torch.Tensor of shape (B, {', '.join(map(str, out_shape))}), "
+                                f"Got: {type(x).__name__}. Hint: torch.as_tensor(x, dtype=torch.float32)")
+    if not x.is_floating_point():
+        raise InvalidInputError(f"Expected: a floating-point x, Got: {x.dtype}. Hint: for 8-bit images "
+                                "use x.float() / 255 (then rescale to the generator's output range)")
+    shape = tuple(x.shape)
+    if shape == out_shape:
+        return x.unsqueeze(0), False
+    if len(shape) == len(out_shape) + 1 and shape[1:] == out_shape:
+        if shape[0] == 0:
+            raise InvalidInputError("Expected at least one sample, Got: an empty batch of shape "
+                                    f"{shape}")
+        return x, True
+    hint = ""
+    if math.prod(shape[1:]) == math.prod(out_shape) or math.prod(shape) == math.prod(out_shape):
+        hint = f" Hint: reshape with x.view(-1, {', '.join(map(str, out_shape))})."
+    expected = ", ".join(map(str, out_shape))
+    raise ShapeMismatchError(f"Expected: ({expected}) or (B, {expected}) for this generator, "
+                             f"Got: {shape} ({x.dim()} dims).{hint}")
+
+
+def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float) -> list[str]:
+    """Per sample ``x`` (B, n) float64: "" when valid, else what is wrong and how to fix it."""
+    act = chain.layers[-1].act
+    finite = torch.isfinite(x).all(1)
+    scale = torch.where(finite, x.abs().amax(1), torch.zeros_like(x[:, 0]))
+    tol = (rtol * scale.clamp(min=1.0))[:, None]
+    bad_range = act.out_of_range(torch.where(torch.isfinite(x), x, torch.zeros_like(x)), tol=tol)
+    reasons = []
+    for i in range(x.shape[0]):
+        if not finite[i]:
+            n_bad = int((~torch.isfinite(x[i])).sum())
+            reasons.append(f"x has {n_bad} NaN/Inf values; Expected finite values")
+        elif bad_range[i]:
+            reasons.append(f"x has values in [{x[i].min().item():.4g}, {x[i].max().item():.4g}] but "
+                           f"the generator's output activation ({act!r}) only produces "
+                           f"{act.range_hint()}")
+        elif isinstance(act, ReLU) and not (x[i] > 0).any():
+            reasons.append("x is all zeros: for a ReLU-output generator every latent in a whole "
+                           "cone maps to it, so it identifies nothing; Expected some positive values")
+        else:
+            reasons.append("")
+    return reasons
+
+
+def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "layerwise",
+           rtol: float | None = None, latent_shape: Sequence[int] | None = None,
+           converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
+           throw: bool = False, seed: int = 0) -> InversionResult:
+    """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
+
+    Args:
+        generator: an ``nn.Module`` in eval mode (see :func:`ganinvert.to_chain`) or a ``Chain``
+            (convert once with ``to_chain`` when inverting many batches).
+        x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device.
+        method: ``"layerwise"`` (exact, default), ``"adam"`` (baseline), or an inverter
+            instance carrying options, e.g. ``ganinvert.Layerwise(solver="highs")``.
+        rtol: ``||G(z) - x|| / ||x||`` that counts as exact; default 1e-6 for float64 x,
+            1e-4 for float32, 1e-2 for half precision.
+        latent_shape: per-sample latent shape when it cannot be inferred.
+        converters: extra module converters for :func:`ganinvert.to_chain`.
+        check_chain: verify the chain against the module on random latents.
+        throw: raise :class:`InversionError` unless every sample has ``G(z) = x``.
+        seed: seed of the chain check.
+
+    Returns:
+        :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
+
+    Raises:
+        InvalidInputError, ShapeMismatchError: bad ``x`` or options (a bad *sample* instead
+            gets status INVALID). Adapter errors from :func:`ganinvert.to_chain`.
+    """
+    t0 = time.perf_counter()
+    inverter = _resolve_method(method)
+    if rtol is not None and not 0 < rtol < 1:
+        raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
+    chain = to_chain(generator, latent_shape=latent_shape, converters=converters,
+                     check=check_chain, seed=seed)
+    xb, batched = _batch(x, chain.out_shape)
+    rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
+    chain = chain.to(dtype=torch.float64, device=x.device)
+    x64 = xb.detach().to(torch.float64).reshape(xb.shape[0], -1)  # (B, n)
+    t_adapt = time.perf_counter()
+
+    reasons = _invalid_samples(chain, x64, rtol)
+    valid = torch.tensor([not r for r in reasons], device=x.device)
+    B, L = x64.shape[0], len(chain)
+    z = torch.zeros(B, chain.in_dim, dtype=torch.float64, device=x.device)
+    residual = torch.full((B,), float("nan"), dtype=torch.float64)
+    layer_res = torch.full((B, L), float("nan"), dtype=torch.float64)
+    unique = torch.zeros(B, L, dtype=torch.bool)
+    status, methods, messages = [Status.INVALID] * B, ["none"] * B, list(reasons)
+    if valid.any():
+        idx = valid.nonzero().flatten()
+        raw: RawSolution = inverter.solve(chain, x64[idx], rtol=rtol)
+        res = relative_residual(chain, raw.z, x64[idx]).cpu()
+        st, msg = assign_status(raw, res, rtol=rtol)
+        z[idx] = raw.z
+        cpu_idx = idx.cpu()
+        residual[cpu_idx], layer_res[cpu_idx], unique[cpu_idx] = res, raw.layer_residuals, raw.unique
+        for j, i in enumerate(idx.tolist()):
+            status[i], methods[i], messages[i] = st[j], raw.methods[j], msg[j]
+    t_solve = time.perf_counter()
+
+    with torch.no_grad():
+        x_hat = chain(z.reshape(B, *chain.in_shape)).to(x.dtype)
+    z_out = z.reshape(B, *chain.in_shape).to(x.dtype)
+    result = InversionResult(
+        z=z_out if batched else z_out[0], x_hat=x_hat if batched else x_hat[0], status=status,
+        residual=residual, layer_residuals=layer_res, unique=unique, methods=methods,
+        messages=messages, method=inverter.name, batched=batched,
+        timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt, "total": time.perf_counter() - t0})
+    logger.info("%s", result.summary())
+    if throw and not all(s.solved for s in status):
+        bad = [i for i, s in enumerate(status) if not s.solved]
+        raise InversionError(f"{len(bad)} of {B} samples not inverted exactly ({result.counts()}); "
+                             f"first: sample {bad[0]}: {status[bad[0]].name}: {messages[bad[0]]}")
+    return result

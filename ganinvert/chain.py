@@ -1,0 +1,102 @@
+"""The layer chain every generator is turned into: ``u -> phi(A u + b)``, layer after layer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .activations import Activation
+from .operators import LinearOperator
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer ``y = act(op(u) + bias)`` on flat vectors.
+
+    Attributes:
+        op: the linear map, ``in_dim -> out_dim``.
+        bias: ``(out_dim,)``.
+        act: the activation applied elementwise.
+        out_shape: per-sample shape of the output (for reshaping the final image).
+    """
+
+    op: LinearOperator
+    bias: torch.Tensor
+    act: Activation
+    out_shape: tuple[int, ...]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """``(B, in_dim) -> (B, out_dim)``."""
+        return self.act.forward(self.op.matvec(u) + self.bias)
+
+    def to(self, dtype=None, device=None) -> "Layer":
+        return Layer(self.op.to(dtype, device), self.bias.to(dtype=dtype, device=device),
+                     self.act, self.out_shape)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A generator as a sequence of :class:`Layer`.
+
+    Attributes:
+        layers: the layers, first (applied to z) to last (producing x).
+        in_shape: per-sample latent shape, e.g. ``(20,)`` or ``(100, 1, 1)``.
+    """
+
+    layers: tuple[Layer, ...]
+    in_shape: tuple[int, ...]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+    @property
+    def in_dim(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.layers[0].bias.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.layers[0].bias.device
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Chain":
+        """A copy with every parameter cast/moved (the solvers use float64)."""
+        return Chain(tuple(layer.to(dtype, device) for layer in self.layers), self.in_shape)
+
+    def input_range(self, i: int) -> tuple[float, float]:
+        """Closed range of layer ``i``'s input: free for the latent, else the range of the
+        previous activation (``[0, inf)`` after a ReLU)."""
+        return (-math.inf, math.inf) if i == 0 else self.layers[i - 1].act.range
+
+    def forward_all(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Flat outputs of every layer, ``[(B, n_1), ..., (B, n_L)]``, for ``z`` (B, *in_shape)."""
+        h = z.reshape(z.shape[0], -1)  # (B, k)
+        outs = []
+        for layer in self.layers:
+            h = layer.forward(h)
+            outs.append(h)
+        return outs
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``G(z)``: ``(B, *in_shape) -> (B, *out_shape)``."""
+        return self.forward_all(z)[-1].reshape(z.shape[0], *self.out_shape)
+
+    __call__ = forward
+
+    def describe(self) -> str:
+        """One line per layer: shapes, operator type and activation."""
+        lines = [f"Chain: latent {self.in_shape} -> image {self.out_shape}"]
+        k = self.in_dim
+        for i, layer in enumerate(self.layers):
+            lines.append(f"  [{i}] {type(layer.op).__name__} {k} -> {layer.op.out_dim} "
+                         f"{layer.out_shape}, {layer.act!r}")
+            k = layer.op.out_dim
+        return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Inverting one layer exactly: fast path, then LP, then polish and the uniqueness test."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import torch
+
+from ..activations import Activation
+from .certify import polish_and_certify
+from .fastpath import lstsq_fast_path
+from .highs import solve_highs
+from .ipm import solve_ipm
+from .problem import LayerProblem, LPSolution
+
+logger = logging.getLogger(__name__)
+
+#: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``
+SOLVERS: Mapping[str, Callable[..., LPSolution]] = MappingProxyType({
+    "ipm": solve_ipm,
+    "highs": solve_highs,
+})
+
+
+@dataclass
+class LayerSolution:
+    """Per-sample outcome of one layer.
+
+    Attributes:
+        u: ``(B, k)`` the recovered layer input.
+        residual: ``(B,)`` largest weighted constraint violation at ``u``.
+        unique: ``(B,)`` bool, the pre-image is certified to be the single point ``u``.
+        solver_ok: ``(B,)`` bool, False where the LP solver broke down.
+        optimum: ``(B,)`` LP optimum ``t*`` (0 where the fast path certified).
+        methods: ``"lstsq"`` or the LP solver's name, per sample.
+        messages: solver messages per sample.
+    """
+
+    u: torch.Tensor
+    residual: torch.Tensor
+    unique: torch.Tensor
+    solver_ok: torch.Tensor
+    optimum: torch.Tensor
+    methods: list[str]
+    messages: list[str]
+
+
+def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
+                 u_range: tuple[float, float], tol: torch.Tensor) -> LayerProblem:
+    """The layer LP for observations ``y`` (B, n) of ``act(A u + b)``."""
+    bounds = act.bounds(y, tol=tol[:, None])
+    return LayerProblem(A, b, bounds.lo, bounds.hi, bounds.weight, *u_range)
+
+
+def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
+                 u_range: tuple[float, float], rtol: float, solver: str = "ipm",
+                 rank_rtol: float = 1e-8, fast_path: bool = True) -> LayerSolution:
+    """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
+
+    Args:
+        A: ``(n, k)`` float64; b: ``(n,)``; y: ``(B, n)`` float64 on the same device.
+        u_range: box of the layer input (``(0, inf)`` after a ReLU).
+        rtol: feasibility tolerance relative to ``max |y|`` of each sample.
+        solver: a key of :data:`SOLVERS`, for the samples the fast path does not certify.
+        rank_rtol: relative singular-value threshold of the rank checks.
+        fast_path: try least squares first (off: every sample goes to the LP).
+    """
+    B, k = y.shape[0], A.shape[1]
+    scale = y.abs().amax(1)
+    tol = rtol * torch.where(scale > 0, scale, torch.ones_like(scale))  # (B,)
+    prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
+    if fast_path:
+        fp = lstsq_fast_path(prob, tol=tol, rank_rtol=rank_rtol)
+        u, unique = fp.u, fp.certified.clone()
+    else:
+        u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
+        unique = torch.zeros(B, dtype=torch.bool, device=A.device)
+    methods = ["lstsq" if c else solver for c in unique.tolist()]
+    messages = [""] * B
+    solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
+    optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
+    rest = (~unique).nonzero().flatten()
+    if rest.numel():
+        sub = prob.select(rest)
+        sol = SOLVERS[solver](sub, u0=u[rest])
+        u_pol, uniq = polish_and_certify(sub, sol.u, tol=tol[rest], rank_rtol=rank_rtol)
+        u[rest], unique[rest] = u_pol, uniq & sol.ok
+        solver_ok[rest], optimum[rest] = sol.ok, sol.t
+        for j, i in enumerate(rest.tolist()):
+            messages[i] = sol.messages[j]
+        logger.debug("layer %dx%d: %d/%d samples to %s (%d iterations)", A.shape[0], k,
+                     rest.numel(), B, solver, sol.iterations)
+    return LayerSolution(u=u, residual=prob.violation(u), unique=unique, solver_ok=solver_ok,
+                         optimum=optimum, methods=methods, messages=messages)

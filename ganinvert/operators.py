@@ -1,0 +1,202 @@
+"""Linear operators of the chain, acting on flat per-sample vectors.
+
+Every operator maps ``(B, in_dim) -> (B, out_dim)`` with ``matvec`` and back with its adjoint
+``rmatvec``; convolutions stay matrix-free (``conv_transpose2d`` and ``conv2d`` are each
+other's adjoints) and become a dense matrix only on request (``dense``), with a size guard.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .errors import LayerTooLargeError
+
+#: default largest dense matrix (entries) a solver may materialise: 2 GiB in float64
+DEFAULT_MAX_DENSE = 2**28
+
+
+class LinearOperator:
+    """Base class: shapes and the dense fallback built from ``matvec``."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    @property
+    def in_dim(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_dim(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        raise NotImplementedError
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        """``(B, in_dim) -> (B, out_dim)``."""
+        raise NotImplementedError
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        """Adjoint: ``(B, out_dim) -> (B, in_dim)``."""
+        raise NotImplementedError
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "LinearOperator":
+        raise NotImplementedError
+
+    def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
+        """The ``(out_dim, in_dim)`` matrix, built column block by column block.
+
+        Raises:
+            LayerTooLargeError: when ``out_dim * in_dim > max_entries``.
+        """
+        n, k = self.out_dim, self.in_dim
+        if n * k > max_entries:
+            raise LayerTooLargeError(
+                f"a {type(self).__name__} layer {self.in_shape} -> {self.out_shape} needs a dense "
+                f"{n} x {k} matrix ({n * k:,} entries), over the limit of {max_entries:,}. "
+                "Raise max_dense_entries if memory allows, or use an optimisation inverter "
+                "(method='adam') for this generator.")
+        eye = torch.eye(k, dtype=self.dtype, device=self.device)
+        block = max(1, min(k, (1 << 24) // max(n, 1)))
+        cols = [self.matvec(eye[i:i + block]) for i in range(0, k, block)]  # each (blk, n)
+        return torch.cat(cols, dim=0).T.contiguous()  # (n, k)
+
+
+class Dense(LinearOperator):
+    """A matrix ``W`` of shape ``(out_dim, in_dim)``."""
+
+    def __init__(self, weight: torch.Tensor, *, in_shape: tuple[int, ...] | None = None,
+                 out_shape: tuple[int, ...] | None = None) -> None:
+        self.weight = weight
+        self.in_shape = tuple(in_shape) if in_shape is not None else (weight.shape[1],)
+        self.out_shape = tuple(out_shape) if out_shape is not None else (weight.shape[0],)
+
+    dtype = property(lambda self: self.weight.dtype)
+    device = property(lambda self: self.weight.device)
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        return u @ self.weight.T
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        return v @ self.weight
+
+    def to(self, dtype=None, device=None) -> "Dense":
+        return Dense(self.weight.to(dtype=dtype, device=device), in_shape=self.in_shape,
+                     out_shape=self.out_shape)
+
+    def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
+        return self.weight
+
+
+class Diagonal(LinearOperator):
+    """Elementwise scaling (a folded BatchNorm); ``scale`` has the per-sample shape."""
+
+    def __init__(self, scale: torch.Tensor) -> None:
+        self.scale = scale
+        self.in_shape = self.out_shape = tuple(scale.shape)
+
+    dtype = property(lambda self: self.scale.dtype)
+    device = property(lambda self: self.scale.device)
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        return u * self.scale.reshape(1, -1)
+
+    rmatvec = matvec
+
+    def to(self, dtype=None, device=None) -> "Diagonal":
+        return Diagonal(self.scale.to(dtype=dtype, device=device))
+
+
+class _Conv(LinearOperator):
+    """Shared state of the two convolutions: weight and the geometry keywords."""
+
+    def __init__(self, weight: torch.Tensor, *, in_shape: tuple[int, int, int], **geometry) -> None:
+        self.weight = weight
+        self.geometry = geometry
+        self.in_shape = tuple(in_shape)
+        probe = torch.empty((1, *self.in_shape), device="meta", dtype=weight.dtype)
+        self.out_shape = tuple(self._apply(probe, weight.to("meta")).shape[1:])
+
+    dtype = property(lambda self: self.weight.dtype)
+    device = property(lambda self: self.weight.device)
+
+    def _apply(self, u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        out = self._apply(u.reshape(-1, *self.in_shape), self.weight)  # (B, C, H, W)
+        return out.reshape(u.shape[0], -1)
+
+    def to(self, dtype=None, device=None) -> "_Conv":
+        return type(self)(self.weight.to(dtype=dtype, device=device), in_shape=self.in_shape,
+                          **self.geometry)
+
+
+class Conv2d(_Conv):
+    """``F.conv2d`` without bias; the adjoint is the matching transposed convolution."""
+
+    def _apply(self, u, weight):
+        return F.conv2d(u, weight, None, **self.geometry)
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        size = (v.shape[0], *self.in_shape)
+        out = torch.nn.grad.conv2d_input(size, self.weight, v.reshape(-1, *self.out_shape),
+                                         **self.geometry)
+        return out.reshape(v.shape[0], -1)
+
+
+class ConvTranspose2d(_Conv):
+    """``F.conv_transpose2d`` without bias; the adjoint is ``F.conv2d`` with the same weight."""
+
+    def _apply(self, u, weight):
+        return F.conv_transpose2d(u, weight, None, **self.geometry)
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        g = {k: val for k, val in self.geometry.items() if k != "output_padding"}
+        out = F.conv2d(v.reshape(-1, *self.out_shape), self.weight, None, **g)
+        return out.reshape(v.shape[0], -1)
+
+
+class Composed(LinearOperator):
+    """``second(first(u))``, kept matrix-free."""
+
+    def __init__(self, first: LinearOperator, second: LinearOperator) -> None:
+        self.first, self.second = first, second
+        self.in_shape, self.out_shape = first.in_shape, second.out_shape
+
+    dtype = property(lambda self: self.first.dtype)
+    device = property(lambda self: self.first.device)
+
+    def matvec(self, u):
+        return self.second.matvec(self.first.matvec(u))
+
+    def rmatvec(self, v):
+        return self.first.rmatvec(self.second.rmatvec(v))
+
+    def to(self, dtype=None, device=None) -> "Composed":
+        return Composed(self.first.to(dtype, device), self.second.to(dtype, device))
+
+
+def compose(first: LinearOperator, second: LinearOperator) -> LinearOperator:
+    """``second o first``, fused into one matrix where that is free of cost."""
+    if first.out_dim != second.in_dim:
+        raise ValueError(f"cannot compose {first.out_shape} -> {second.in_shape}")
+    if isinstance(second, Diagonal) and isinstance(first, Dense):
+        w = first.weight * second.scale.reshape(-1, 1)
+        return Dense(w, in_shape=first.in_shape, out_shape=second.out_shape)
+    if isinstance(first, Diagonal) and isinstance(second, Dense):
+        w = second.weight * first.scale.reshape(1, -1)
+        return Dense(w, in_shape=first.in_shape, out_shape=second.out_shape)
+    if isinstance(first, Diagonal) and isinstance(second, Diagonal):
+        return Diagonal(first.scale * second.scale.reshape(first.scale.shape))
+    if isinstance(first, Dense) and isinstance(second, Dense):
+        return Dense(second.weight @ first.weight, in_shape=first.in_shape, out_shape=second.out_shape)
+    return Composed(first, second)

@@ -1,0 +1,94 @@
+"""The result of an inversion: per-sample latents, reconstructions and an honest status."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import torch
+
+
+class Status(enum.IntEnum):
+    """Per-sample outcome. Each member carries the sentence a user reads."""
+
+    EXACT = 0
+    EXACT_NONUNIQUE = 1
+    APPROXIMATE = 2
+    INFEASIBLE = 3
+    FAILED = 4
+    INVALID = 5
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def solved(self) -> bool:
+        """True when G(z) = x to tolerance (uniqueness certified or not)."""
+        return self in (Status.EXACT, Status.EXACT_NONUNIQUE)
+
+
+_MESSAGES = {
+    Status.EXACT: "G(z) = x to tolerance and every layer's pre-image is a single point, so z = z*",
+    Status.EXACT_NONUNIQUE: "G(z) = x to tolerance, but uniqueness is not certified: "
+    "another latent may map to x too",
+    Status.APPROXIMATE: "no exact pre-image found; z is the best estimate and residual says how far G(z) is from x",
+    Status.INFEASIBLE: "x is provably outside the range of the generator's last layer",
+    Status.FAILED: "a solver broke down on this sample (see messages)",
+    Status.INVALID: "the observation is not valid input for this generator (see messages)",
+}
+
+
+@dataclass
+class InversionResult:
+    """What ``ganinvert.invert`` returns.
+
+    Attributes:
+        z: latents, ``(B, *latent_shape)`` (no batch dim when x had none), caller's dtype/device.
+        x_hat: ``G(z)`` with the shape of ``x``.
+        status: one :class:`Status` per sample.
+        residual: relative residual ``||G(z) - x||_2 / ||x||_2`` per sample, float64 on CPU
+            (``nan`` for INVALID samples).
+        layer_residuals: ``(B, L)`` float64: per layer (index 0 = first layer), the largest
+            constraint violation of the layer's solve, in pre-activation units.
+        unique: ``(B, L)`` bool: layer's pre-image certified to be a single point.
+        methods: per sample, the solver path that produced z (e.g. ``"lstsq"``, ``"ipm"``).
+        messages: per sample, an explanation ("" when EXACT).
+        method: the inverter's name.
+        timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``...).
+        batched: whether x had a batch dimension.
+    """
+
+    z: torch.Tensor
+    x_hat: torch.Tensor
+    status: list[Status]
+    residual: torch.Tensor
+    layer_residuals: torch.Tensor
+    unique: torch.Tensor
+    methods: list[str]
+    messages: list[str]
+    method: str
+    timings: dict[str, float] = field(default_factory=dict)
+    batched: bool = True
+
+    @property
+    def exact(self) -> torch.Tensor:
+        """Bool mask ``(B,)``: status EXACT."""
+        return torch.tensor([s is Status.EXACT for s in self.status], dtype=torch.bool)
+
+    @property
+    def solved(self) -> torch.Tensor:
+        """Bool mask ``(B,)``: G(z) = x to tolerance (EXACT or EXACT_NONUNIQUE)."""
+        return torch.tensor([s.solved for s in self.status], dtype=torch.bool)
+
+    def counts(self) -> dict[str, int]:
+        """Number of samples per status name, every status listed."""
+        return {s.name: sum(1 for t in self.status if t is s) for s in Status}
+
+    def summary(self) -> str:
+        """One line for logs: counts per status, median residual and total time."""
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts().items() if v)
+        finite = self.residual[torch.isfinite(self.residual)]
+        med = f"{finite.median().item():.2e}" if finite.numel() else "n/a"
+        return (f"{self.method}: {len(self.status)} samples ({counts}); median relative residual "
+                f"{med}; {self.timings.get('total', float('nan')):.3f} s")
