@@ -84,7 +84,7 @@ def polish_and_certify(prob: LayerProblem, u: torch.Tensor, *, tol: torch.Tensor
         if rank == free.sum():  # the active set pins u: polishing is exact
             cand = u_fix.copy()
             cand[free] = np.linalg.lstsq(Af, rhs, rcond=None)[0]
-            viol = prob.violation(torch.as_tensor(cand[None], dtype=u.dtype, device=u.device))[0].item()
+            viol = prob.select([i]).violation(torch.as_tensor(cand[None], dtype=u.dtype, device=u.device)).item()
             if viol <= max(ti, viol0[i]):
                 U[i] = cand
         else:

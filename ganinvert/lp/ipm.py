@@ -24,6 +24,7 @@ from .problem import LayerProblem, LPSolution
 logger = logging.getLogger(__name__)
 
 _STEP = 0.99
+_REFINE = 2
 
 
 class _Rows:
@@ -160,11 +161,15 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
                 break
             mask, m_act, rd, rp = rows.mask, m_act[keep], rd[keep], rp[keep]
         mu = (s * lam * mask).sum(1, keepdim=True) / m_act
-        L = _factor(rows.normal(lam / s))
+        K = rows.normal(lam / s)
+        L = _factor(K)
 
         def direction(rc: torch.Tensor):
             rhs = -rd - rows.GT((rc + lam * rp) / s)
-            dx = torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1)
+            dx = torch.cholesky_solve(rhs.unsqueeze(-1), L)  # (b, k+1, 1)
+            for _ in range(_REFINE):  # undo the diagonal shift of the factorisation
+                dx = dx + torch.cholesky_solve(rhs.unsqueeze(-1) - K @ dx, L)
+            dx = dx.squeeze(-1)
             ds = (-rp - rows.G(dx)) * mask
             dlam = (rc - lam * ds) / s * mask
             return dx, ds, dlam
