@@ -336,6 +336,7 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
     z = torch.randn(_PROBE_BATCH, *in_shape, generator=gen).to(dtype=dtype, device=device)
     values: dict[fx.Node, torch.Tensor] = {}
     states: dict[fx.Node, _State] = {}
+    consumed: set[fx.Node] = set()
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if states:  # forward(z, extra=default): only the first argument is data
@@ -354,10 +355,6 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
         if node.op == "output":
             state = states[data_in[0]]
             break
-        if len(data_in) != 1 or any(len(a.users) > 1 for a in data_in):
-            raise UnsupportedLayerError(
-                f"operation {_path_hint(node)} (node '{node.name}') joins or branches the data "
-                "path; only straight chains are supported (no residual connections or concat).")
         args = fx.node.map_arg(node.args, lambda n: values[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
         with torch.no_grad():
@@ -367,10 +364,17 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
                 out = node.target(*args, **kwargs)
             else:
                 out = getattr(args[0], node.target)(*args[1:], **kwargs)
-        if not isinstance(out, torch.Tensor) or out.shape[0] != _PROBE_BATCH:
-            raise UnsupportedLayerError(f"operation {_path_hint(node)} (node '{node.name}') mixes "
-                                        "samples of the batch or returns a non-tensor.")
         values[node] = out
+        if not isinstance(out, torch.Tensor):
+            continue  # shape metadata such as z.shape[0] or z.size(0): off the data path
+        if len(data_in) != 1 or data_in[0] in consumed:
+            raise UnsupportedLayerError(
+                f"operation {_path_hint(node)} (node '{node.name}') joins or branches the data "
+                "path; only straight chains are supported (no residual connections or concat).")
+        consumed.add(data_in[0])
+        if out.shape[0] != _PROBE_BATCH:
+            raise UnsupportedLayerError(f"operation {_path_hint(node)} (node '{node.name}') mixes "
+                                        "the samples of a batch.")
         state = states[data_in[0]]
         for piece in _pieces(node, gm, state.shape, out, table):
             state = state.add(piece, f"module {_path_hint(node)}")

@@ -21,7 +21,7 @@ from .problem import LayerProblem
 
 def _rank_and_null(M: np.ndarray, rank_rtol: float) -> tuple[int, np.ndarray]:
     """Numerical rank of ``M`` (m, r) and an orthonormal basis of its null space (r, r - rank)."""
-    if M.shape[0] == 0:
+    if M.shape[0] == 0 or M.shape[1] == 0:
         return 0, np.eye(M.shape[1])
     _, sv, vt = np.linalg.svd(M, full_matrices=True)
     rank = int((sv > rank_rtol * max(sv[0], 1e-300)).sum())

@@ -1,0 +1,109 @@
+"""Known answers: x = G(z*) for random expanding chains, recovered exactly and certified."""
+
+import pytest
+import torch
+
+import ganinvert as gi
+from ganinvert import Status
+
+from ..conftest import DCGANish, latents, random_mlp, rel_err
+
+TOL = {torch.float64: 1e-6, torch.float32: 1e-3}
+
+
+@pytest.mark.parametrize("act,out_act", [("relu", None), ("leaky", None), ("relu", "tanh"),
+                                         ("relu", "sigmoid"), ("leaky", "tanh")])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_exact_recovery_of_expanding_chains(act, out_act, bias, dtype):
+    G = random_mlp((10, 40, 160), act=act, out_act=out_act, bias=bias, dtype=dtype)
+    z = latents(64, 10, dtype=dtype)
+    with torch.no_grad():
+        x = G(z)
+    r = gi.invert(G, x)
+    assert r.z.dtype == dtype and r.x_hat.dtype == dtype
+    assert all(s is Status.EXACT for s in r.status), r.counts()
+    assert rel_err(r.z, z).max() < TOL[dtype]
+
+
+def test_unbatched_observation_gives_unbatched_result():
+    G = random_mlp((8, 40, 120))
+    z = latents(1, 8)[0]
+    r = gi.invert(G, G(z).detach())
+    assert r.z.shape == (8,) and r.x_hat.shape == (120,) and not r.batched
+    assert r.status == [Status.EXACT]
+    assert (r.z - z).abs().max() < 1e-10
+
+
+def test_relu_20_100_500_exact_on_999_of_1000():
+    G = random_mlp((20, 100, 500), seed=3)
+    z = latents(1000, 20, seed=4)
+    r = gi.invert(G, G(z).detach())
+    exact = r.exact
+    assert exact.float().mean() >= 0.999, r.counts()
+    assert rel_err(r.z, z)[exact].max() <= 1e-6
+
+
+@pytest.mark.parametrize("k", [10, 30])
+def test_leaky_relu_exact_for_every_k_up_to_n1(k):
+    G = random_mlp((k, 30, 60), act="leaky", seed=k)
+    z = latents(100, k)
+    r = gi.invert(G, G(z).detach())
+    assert r.exact.all(), r.counts()
+    assert rel_err(r.z, z).max() <= 1e-6
+
+
+def test_dcgan_conv_transpose_batchnorm_generator_is_inverted_exactly():
+    G = DCGANish(nz=8).double().eval()
+    z = latents(16, 8).view(16, 8, 1, 1)
+    r = gi.invert(G, G(z).detach())
+    assert r.z.shape == (16, 8, 1, 1)
+    assert r.exact.all(), (r.counts(), r.messages[:3])
+    assert rel_err(r.z, z).max() < 1e-6
+
+
+def test_non_point_preimages_are_never_marked_exact():
+    # a contracting middle layer: 20 -> 15 loses information, many samples have a whole
+    # polyhedron of pre-images, and the layer-wise pass cannot know which point is z*
+    G = random_mlp((20, 15, 200), seed=5)
+    z = latents(200, 20)
+    r = gi.invert(G, G(z).detach())
+    err = rel_err(r.z, z)
+    assert not r.exact.any()  # a 15-dim bottleneck can never certify a 20-dim latent
+    assert r.solved.all()  # but every sample has G(z) = x
+    assert all("not certified" in m for m, s in zip(r.messages, r.status) if s is Status.EXACT_NONUNIQUE)
+    assert (err > 1e-3).any()  # and indeed z differs from z* for some
+
+
+def test_highs_reference_solver_gives_the_same_answer_as_the_ipm():
+    G = random_mlp((10, 25, 80), seed=6)  # n/k = 2.5 per layer: the LP is needed for some
+    z = latents(24, 10)
+    x = G(z).detach()
+    a = gi.invert(G, x, method=gi.Layerwise(solver="highs"))
+    b = gi.invert(G, x, method=gi.Layerwise(solver="ipm"))
+    assert [s.name for s in a.status] == [s.name for s in b.status]
+    both = a.exact & b.exact
+    assert both.any()
+    assert (a.z[both] - b.z[both]).abs().max() < 1e-8
+
+
+def test_lp_only_mode_matches_fast_path_results():
+    G = random_mlp((10, 40, 160), seed=7)
+    z = latents(16, 10)
+    r = gi.invert(G, G(z).detach(), method=gi.Layerwise(fast_path=False))
+    assert all(m == "ipm>ipm" for m in r.methods)
+    assert r.exact.all() and rel_err(r.z, z).max() < 1e-6
+
+
+def test_unknown_solver_is_rejected_with_the_choices():
+    with pytest.raises(gi.InvalidInputError, match=r"unknown solver 'gurobi'.*\['highs', 'ipm'\]"):
+        gi.Layerwise(solver="gurobi")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_stay_on_cuda():
+    G = random_mlp((10, 40, 160)).cuda()
+    z = latents(32, 10).cuda()
+    r = gi.invert(G, G(z).detach())
+    assert r.z.device.type == "cuda" and r.exact.all()
+    assert rel_err(r.z.cpu(), z.cpu()).max() < 1e-6

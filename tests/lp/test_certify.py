@@ -1,0 +1,92 @@
+"""Fast-path certification and the uniqueness test on layers with known answers."""
+
+import math
+
+import torch
+
+from ganinvert.activations import ReLU
+from ganinvert.lp import LayerProblem, invert_layer
+from ganinvert.lp.certify import polish_and_certify
+from ganinvert.lp.fastpath import lstsq_fast_path
+from ganinvert.lp.layer import make_problem
+
+F64 = torch.float64
+
+
+def _relu_problem(A, y, u_lo=-math.inf):
+    A, y = torch.as_tensor(A, dtype=F64), torch.as_tensor(y, dtype=F64)
+    return make_problem(A, torch.zeros(A.shape[0], dtype=F64), ReLU(), y, u_range=(u_lo, math.inf),
+                        tol=torch.zeros(y.shape[0], dtype=F64))
+
+
+def test_two_opposite_zero_rows_pin_a_point_without_any_equality():
+    # u <= 0 and -u <= 0: no pinned row, yet the pre-image is {0} (Stiemke's case)
+    prob = _relu_problem([[1.0], [-1.0]], [[0.0, 0.0]])
+    u, unique = polish_and_certify(prob, torch.tensor([[1e-12]], dtype=F64), tol=torch.tensor([1e-9], dtype=F64))
+    assert unique.tolist() == [True]
+    assert u.abs().max() < 1e-12
+
+
+def test_one_sided_rows_in_the_same_direction_leave_a_ray():
+    prob = _relu_problem([[1.0], [2.0]], [[0.0, 0.0]])  # u <= 0: a half-line
+    _, unique = polish_and_certify(prob, torch.tensor([[0.0]], dtype=F64), tol=torch.tensor([1e-9], dtype=F64))
+    assert unique.tolist() == [False]
+
+
+def test_nonnegativity_can_complete_a_certificate():
+    # pinned: u1 + u2 = 0 has a line of solutions; u >= 0 cuts it to the point (0, 0)
+    A = [[1.0, 1.0], [1.0, 1.0]]
+    prob_free = _relu_problem(A, [[0.0, 0.0]])
+    prob_pos = _relu_problem(A, [[0.0, 0.0]], u_lo=0.0)
+    tol = torch.tensor([1e-9], dtype=F64)
+    assert polish_and_certify(prob_free, torch.zeros(1, 2, dtype=F64), tol=tol)[1].tolist() == [False]
+    assert polish_and_certify(prob_pos, torch.zeros(1, 2, dtype=F64), tol=tol)[1].tolist() == [True]
+
+
+def test_fast_path_refuses_rank_deficient_pinned_rows():
+    # all 8 rows positive (bias 5), but two columns equal up to 1e-9: Cholesky still succeeds
+    # and the equality residual is ~0 along a whole line of u, so without the rank check
+    # least squares would "certify" whatever point of that line it lands on
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(8, 3, generator=g, dtype=F64)
+    A[:, 2] = A[:, 1] + 1e-9 * torch.randn(8, generator=g, dtype=F64)
+    b = torch.full((8,), 5.0, dtype=F64)
+    u = torch.tensor([[1.0, 0.5, 0.5]], dtype=F64)
+    y = torch.relu(u @ A.T + b)
+    assert (y > 0).all()
+    prob = make_problem(A, b, ReLU(), y, u_range=(-math.inf, math.inf), tol=torch.zeros(1, dtype=F64))
+    fp = lstsq_fast_path(prob, tol=torch.tensor([1e-7], dtype=F64))
+    assert fp.certified.tolist() == [False]
+    assert fp.sigma_min.item() < 1e-7
+    sol = invert_layer(A, b, ReLU(), y, u_range=(-math.inf, math.inf), rtol=1e-8)
+    assert sol.unique.tolist() == [False]  # and the LP path does not claim it either
+    assert sol.residual.item() < 1e-6  # but it does find a pre-image
+
+
+def test_fast_path_certifies_an_overdetermined_consistent_layer():
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(300, 20, generator=g, dtype=F64) / math.sqrt(300)
+    u = torch.randn(8, 20, generator=g, dtype=F64)
+    y = torch.relu(u @ A.T)
+    prob = make_problem(A, torch.zeros(300, dtype=F64), ReLU(), y, u_range=(-math.inf, math.inf),
+                        tol=torch.zeros(8, dtype=F64))
+    fp = lstsq_fast_path(prob, tol=torch.full((8,), 1e-9, dtype=F64))
+    assert fp.certified.all()
+    assert (fp.u - u).abs().max() < 1e-10
+    assert (fp.sigma_min > 0).all()
+
+
+def test_hidden_layer_needs_the_lp_and_gets_the_true_point():
+    # n/k = 2 with u >= 0: least squares alone has too few positive rows for many samples
+    g = torch.Generator().manual_seed(2)
+    n, k, B = 100, 50, 64
+    A = torch.randn(n, k, generator=g, dtype=F64) / math.sqrt(n)
+    b = torch.zeros(n, dtype=F64)
+    u = torch.randn(B, k, generator=g, dtype=F64).relu()
+    y = torch.relu(u @ A.T)
+    sol = invert_layer(A, b, ReLU(), y, u_range=(0.0, math.inf), rtol=1e-9)
+    lp = torch.tensor([m != "lstsq" for m in sol.methods])
+    assert lp.sum() > B // 4  # the LP was needed for a good share of samples...
+    err = (sol.u - u).abs().amax(1)
+    assert (err[sol.unique] < 1e-8).all()  # ...and every certified sample is the true u*
+    assert sol.unique.float().mean() > 0.9

@@ -1,0 +1,57 @@
+import math
+
+import pytest
+import torch
+
+from ganinvert import activations as acts
+
+
+def _tol(y):
+    return torch.zeros(y.shape[0], 1, dtype=y.dtype)
+
+
+def test_relu_positive_rows_are_pinned_zero_rows_one_sided():
+    y = torch.tensor([[0.5, 0.0, 2.0]], dtype=torch.float64)
+    bd = acts.ReLU().bounds(y, tol=_tol(y))
+    assert bd.eq.tolist() == [[True, False, True]]
+    assert bd.lo[0, 1] == -math.inf and bd.hi[0, 1] == 0.0
+    assert bd.lo[0, 0] == 0.5 and bd.hi[0, 2] == 2.0
+
+
+def test_relu_values_at_or_below_tolerance_count_as_zero():
+    y = torch.tensor([[1e-12, 1.0]], dtype=torch.float64)
+    bd = acts.ReLU().bounds(y, tol=torch.tensor([[1e-9]], dtype=torch.float64))
+    assert bd.eq.tolist() == [[False, True]]
+
+
+def test_leaky_relu_inverts_both_branches_and_weights_negative_rows():
+    act = acts.LeakyReLU(0.2)
+    p = torch.tensor([[-3.0, 0.0, 1.5]], dtype=torch.float64)
+    bd = act.bounds(act.forward(p), tol=_tol(p))
+    torch.testing.assert_close(bd.lo, p)
+    assert bd.eq.all()
+    assert bd.weight.tolist() == [[0.2, 1.0, 1.0]]
+
+
+@pytest.mark.parametrize("slope", [0.0, -0.1])
+def test_leaky_relu_rejects_non_invertible_slopes(slope):
+    with pytest.raises(ValueError, match="must be > 0"):
+        acts.LeakyReLU(slope)
+
+
+@pytest.mark.parametrize("act", [acts.Tanh(), acts.Sigmoid()])
+def test_saturating_inverse_inside_range_and_one_sided_at_the_ends(act):
+    p = torch.tensor([[-2.0, 0.3, 1.0, 40.0, -40.0]], dtype=torch.float64)
+    y = act.forward(p)
+    bd = act.bounds(y, tol=_tol(y))
+    torch.testing.assert_close(bd.lo[0, :3], p[0, :3], rtol=1e-10, atol=1e-10)
+    assert bd.eq[0, :3].all() and not bd.eq[0, 3:].any()
+    # saturated high: p >= threshold (upper side open); saturated low: p <= threshold
+    assert bd.hi[0, 3] == math.inf and bd.lo[0, 3] < 40.0
+    assert bd.lo[0, 4] == -math.inf and bd.hi[0, 4] > -40.0
+
+
+def test_out_of_range_flags_only_the_offending_sample():
+    y = torch.tensor([[0.0, 0.5], [0.2, 255.0]], dtype=torch.float64)
+    flagged = acts.Tanh().out_of_range(y, tol=torch.full((2, 1), 1e-9, dtype=torch.float64))
+    assert flagged.tolist() == [False, True]

@@ -1,0 +1,162 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganinvert as gi
+from ganinvert import activations as acts
+from ganinvert.adapters import DEFAULT_CONVERTERS, Affine
+from ganinvert.operators import Diagonal
+
+from .conftest import DCGANish
+
+
+def _bn1d(n):
+    bn = nn.BatchNorm1d(n)
+    g = torch.Generator().manual_seed(3)
+    bn.running_mean.copy_(torch.randn(n, generator=g))
+    bn.running_var.copy_(0.5 + torch.rand(n, generator=g))
+    return bn
+
+
+# One generator per registry entry: each must round-trip chain(z) == module(z).
+ROUND_TRIPS = {
+    nn.Linear: lambda: nn.Sequential(nn.Linear(6, 20), nn.ReLU(), nn.Linear(20, 30)),
+    nn.Conv2d: lambda: nn.Sequential(nn.Linear(6, 2 * 8 * 8), nn.Unflatten(1, (2, 8, 8)), nn.ReLU(),
+                                     nn.Conv2d(2, 3, 3, stride=1, padding=1), nn.Sigmoid()),
+    nn.ConvTranspose2d: lambda: DCGANish(),
+    nn.BatchNorm1d: lambda: nn.Sequential(nn.Linear(6, 20), _bn1d(20), nn.LeakyReLU(0.1), nn.Linear(20, 25)),
+    nn.BatchNorm2d: lambda: DCGANish(),
+    nn.ReLU: lambda: nn.Sequential(nn.Linear(6, 20), nn.ReLU()),
+    nn.LeakyReLU: lambda: nn.Sequential(nn.Linear(6, 20), nn.LeakyReLU(0.3)),
+    nn.Tanh: lambda: nn.Sequential(nn.Linear(6, 20), nn.Tanh()),
+    nn.Sigmoid: lambda: nn.Sequential(nn.Linear(6, 20), nn.Sigmoid()),
+    nn.Identity: lambda: nn.Sequential(nn.Linear(6, 20), nn.Identity(), nn.ReLU()),
+    nn.Dropout: lambda: nn.Sequential(nn.Linear(6, 20), nn.Dropout(0.5), nn.ReLU()),
+    nn.Dropout1d: lambda: nn.Sequential(nn.Linear(6, 20), nn.Unflatten(1, (4, 5)), nn.Dropout1d(0.5),
+                                        nn.Flatten(), nn.ReLU()),
+    nn.Dropout2d: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.Dropout2d(),
+                                        nn.ReLU()),
+    nn.Flatten: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.ReLU(), nn.Flatten()),
+    nn.Unflatten: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.Tanh()),
+}
+
+
+def test_every_registry_entry_has_a_round_trip():
+    assert set(ROUND_TRIPS) == set(DEFAULT_CONVERTERS)
+
+
+@pytest.mark.parametrize("kind", list(ROUND_TRIPS), ids=lambda t: t.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_round_trip(kind, dtype):
+    module = ROUND_TRIPS[kind]().to(dtype).eval()
+    chain = gi.to_chain(module)  # checks chain(z) == module(z) itself; check again explicitly
+    z = torch.randn(5, *chain.in_shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    want = module(z.to(dtype)).double()
+    torch.testing.assert_close(chain(z), want, rtol=1e-4 if dtype == torch.float32 else 1e-10,
+                               atol=1e-4 if dtype == torch.float32 else 1e-10)
+
+
+def test_dcgan_latent_shape_and_folded_layers():
+    chain = gi.to_chain(DCGANish(nz=8).eval())
+    assert chain.in_shape == (8, 1, 1)  # the DCGAN convention, found by probing
+    assert gi.to_chain(DCGANish(nz=8).eval(), latent_shape=(8,)).in_shape == (8,)
+    assert chain.out_shape == (3, 16, 16)
+    assert [type(layer.act) for layer in chain.layers] == [acts.ReLU, acts.ReLU, acts.Tanh]
+
+
+def test_latent_shape_inferred_as_c11_for_a_bare_conv_transpose_stack():
+    module = nn.Sequential(nn.ConvTranspose2d(5, 3, 4), nn.ReLU()).eval()
+    assert gi.to_chain(module).in_shape == (5, 1, 1)
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c, self.d = nn.Linear(4, 12), nn.Linear(12, 24), nn.Linear(24, 32), nn.Linear(32, 48)
+
+    def forward(self, z):
+        h = F.leaky_relu(self.a(z), 0.2)
+        h = torch.relu(self.b(h))
+        h = torch.sigmoid(self.c(h)).view(-1, 2, 4, 4).reshape(z.shape[0], -1)
+        return F.tanh(self.d(h)).view(-1, 3, 4, 4)
+
+
+def test_functional_activations_and_view_are_traced():
+    chain = gi.to_chain(Functional().double().eval())
+    assert [a.act for a in chain.layers] == [acts.LeakyReLU(0.2), acts.ReLU(), acts.Sigmoid(), acts.Tanh()]
+    assert chain.out_shape == (3, 4, 4)
+
+
+def test_unsupported_layer_names_path_type_and_hint():
+    module = nn.Sequential(nn.Linear(4, 8), nn.GELU()).eval()
+    with pytest.raises(gi.UnsupportedLayerError, match=r"module '1' of type GELU .*converters="):
+        gi.to_chain(module)
+
+
+def test_user_converter_extends_the_registry_per_call():
+    class Scale(nn.Module):
+        def __init__(self, s):
+            super().__init__()
+            self.s = s
+
+        def forward(self, x):
+            return x * self.s
+
+    def convert_scale(m, in_shape):
+        return [Affine(Diagonal(torch.full(in_shape, float(m.s), dtype=torch.float64)),
+                       torch.zeros(in_shape[0], dtype=torch.float64))]
+
+    module = nn.Sequential(nn.Linear(4, 10), Scale(3.0), nn.ReLU()).double().eval()
+    with pytest.raises(gi.UnsupportedLayerError):
+        gi.to_chain(module)  # Scale traces into a multiplication nobody converts
+    chain = gi.to_chain(module, converters={Scale: convert_scale})
+    z = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(chain(z), module(z))
+
+
+def test_training_mode_batchnorm_is_an_error_naming_the_module():
+    module = DCGANish()  # freshly built modules are in training mode
+    with pytest.raises(gi.TrainingModeError, match=r"module 'main.1' \(BatchNorm2d\).*\.eval\(\)"):
+        gi.to_chain(module)
+
+
+def test_batchnorm_without_running_stats_is_refused():
+    module = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8, track_running_stats=False)).eval()
+    with pytest.raises(gi.UnsupportedLayerError, match="track_running_stats=False"):
+        gi.to_chain(module)
+
+
+def test_residual_connection_is_refused():
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, z):
+            return torch.relu(self.a(z)) + z
+
+    with pytest.raises(gi.UnsupportedLayerError, match="branches|joins"):
+        gi.to_chain(Res().eval())
+
+
+def test_linear_after_an_unflattened_tensor_gets_a_hint():
+    module = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (2, 4)), nn.Linear(4, 4)).eval()
+    with pytest.raises(gi.UnsupportedLayerError, match="Flatten"):
+        gi.to_chain(module)
+
+
+def test_chain_mismatch_is_detected():
+    class Sneaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 8)
+            self.calls = 0
+
+        def forward(self, z):
+            # traced once; a Python-side counter makes later calls differ from the trace
+            self.calls += 1
+            return self.a(z) * (1.0 if self.calls == 1 else 2.0)
+
+    with pytest.raises((gi.ChainMismatchError, gi.UnsupportedLayerError)):
+        gi.to_chain(Sneaky().eval())

@@ -1,0 +1,108 @@
+"""Every error path a user can hit, and per-sample statuses in mixed batches."""
+
+import pytest
+import torch
+
+import ganinvert as gi
+from ganinvert import Status
+
+from .conftest import latents, random_mlp
+
+
+@pytest.fixture(scope="module")
+def relu_net():
+    return random_mlp((6, 30, 90), seed=11)
+
+
+@pytest.fixture(scope="module")
+def tanh_net():
+    return random_mlp((6, 30, 90), out_act="tanh", seed=12)
+
+
+def test_one_bad_sample_does_not_spoil_the_batch(relu_net):
+    z = latents(4, 6)
+    x = relu_net(z).detach().clone()
+    x[1, 3] = float("nan")
+    x[2] = 0.0
+    r = gi.invert(relu_net, x)
+    assert [s for s in r.status] == [Status.EXACT, Status.INVALID, Status.INVALID, Status.EXACT]
+    assert "NaN/Inf" in r.messages[1]
+    assert "all zeros" in r.messages[2]
+    assert (r.z[[0, 3]] - z[[0, 3]]).abs().max() < 1e-8
+
+
+def test_pixels_outside_the_tanh_range_are_invalid_with_a_fix(tanh_net):
+    x = tanh_net(latents(2, 6)).detach().clone()
+    x[0] = (x[0] + 1) * 127.5  # an 8-bit image handed to a Tanh generator
+    r = gi.invert(tanh_net, x)
+    assert r.status == [Status.INVALID, Status.EXACT]
+    assert "Tanh" in r.messages[0] and "x / 127.5 - 1" in r.messages[0]
+
+
+def test_negative_pixels_for_a_relu_output_are_invalid(relu_net):
+    x = relu_net(latents(1, 6)).detach() - 1.0
+    assert gi.invert(relu_net, x).status == [Status.INVALID]
+
+
+def test_wrong_shape_says_expected_and_got(relu_net):
+    with pytest.raises(gi.ShapeMismatchError, match=r"Expected: \(90\) or \(B, 90\).*Got: \(4, 91\)"):
+        gi.invert(relu_net, torch.rand(4, 91, dtype=torch.float64))
+
+
+def test_wrong_number_of_dims_gets_a_reshape_hint():
+    G = random_mlp((6, 30, 64))
+    net = torch.nn.Sequential(G, torch.nn.Unflatten(1, (1, 8, 8))).eval()
+    with pytest.raises(gi.ShapeMismatchError, match=r"Got: \(2, 64\) \(2 dims\).*x.view\(-1, 1, 8, 8\)"):
+        gi.invert(net, torch.rand(2, 64, dtype=torch.float64))
+
+
+def test_empty_batch_is_an_error(relu_net):
+    with pytest.raises(gi.InvalidInputError, match="at least one sample"):
+        gi.invert(relu_net, torch.empty(0, 90, dtype=torch.float64))
+
+
+def test_integer_images_are_refused_with_a_hint(relu_net):
+    with pytest.raises(gi.InvalidInputError, match=r"floating-point.*uint8.*/ 255"):
+        gi.invert(relu_net, torch.zeros(2, 90, dtype=torch.uint8))
+
+
+def test_non_tensor_input_is_refused(relu_net):
+    with pytest.raises(gi.InvalidInputError, match="torch.Tensor"):
+        gi.invert(relu_net, [[0.0] * 90])
+
+
+def test_unknown_method_and_bad_rtol(relu_net):
+    x = relu_net(latents(1, 6)).detach()
+    with pytest.raises(gi.InvalidInputError, match="unknown method 'sgd'"):
+        gi.invert(relu_net, x, method="sgd")
+    with pytest.raises(gi.InvalidInputError, match="0 < rtol < 1"):
+        gi.invert(relu_net, x, rtol=0.0)
+
+
+def test_errors_are_also_builtin_exceptions(relu_net):
+    with pytest.raises(ValueError):
+        gi.invert(relu_net, torch.rand(4, 91, dtype=torch.float64))
+
+
+def test_x_outside_the_range_of_the_last_layer_is_infeasible(relu_net):
+    # 90 positive pixels would need 90 independent equalities on a 30-dim input: impossible
+    x = torch.rand(3, 90, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.1
+    r = gi.invert(relu_net, x)
+    assert r.status == [Status.INFEASIBLE] * 3
+    assert (r.residual > 1e-3).all()
+
+
+def test_throw_raises_when_a_sample_is_not_inverted(relu_net):
+    x = relu_net(latents(2, 6)).detach().clone()
+    x[1] = float("inf")
+    with pytest.raises(gi.InversionError, match=r"1 of 2 samples.*sample 1: INVALID"):
+        gi.invert(relu_net, x, throw=True)
+
+
+def test_float32_observation_returns_float32_results(relu_net):
+    G32 = random_mlp((6, 30, 90), seed=11, dtype=torch.float32)
+    z = latents(5, 6, dtype=torch.float32)
+    r = gi.invert(G32, G32(z).detach())
+    assert r.z.dtype == torch.float32 and r.x_hat.dtype == torch.float32
+    assert r.exact.all()
+    assert r.timings["total"] >= r.timings["solve"] > 0
