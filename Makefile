@@ -20,7 +20,7 @@ install: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
 run: install
-	$(BIN)/python examples/invert_random.py
+	$(BIN)/python scripts/demo.py
 
 test: install
 	$(BIN)/python -m pytest
