@@ -1,7 +1,8 @@
 """ganinvert: exact, certified inversion of generative models, one layer at a time."""
 
 from .api import default_rtol, invert
-from .adapters import DEFAULT_CONVERTERS, Affine, Reshape, to_chain
+from .adapters import to_chain
+from .converters import DEFAULT_CONVERTERS, Affine, Reshape
 from .chain import Chain, Layer
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
                      LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,

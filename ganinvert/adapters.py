@@ -2,8 +2,8 @@
 
 The module is traced with ``torch.fx`` and the graph is run once on example latents, so every
 reshape (``x.view(-1, C, H, W)``, ``Flatten``, ``Unflatten``...) is read off the real tensor
-shapes. Each leaf module is turned into *pieces* by a converter looked up by type; users add
-converters per call (``to_chain(G, converters={MyBlock: fn})``) rather than in a global table.
+shapes. Each leaf module is turned into pieces by a converter looked up by type
+(:mod:`ganinvert.converters`); consecutive affine pieces are folded into one layer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,128 +20,12 @@ from torch import fx, nn
 
 from . import activations as acts
 from .chain import Chain, Layer
+from .converters import DEFAULT_CONVERTERS, Affine, Converter, Piece, Reshape
 from .errors import ChainMismatchError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
-from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, LinearOperator, compose
+from .operators import Diagonal, compose
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Affine:
-    """Piece ``u -> op(u) + bias`` (``bias`` flat, ``(op.out_dim,)``)."""
-
-    op: LinearOperator
-    bias: torch.Tensor
-
-
-@dataclass(frozen=True)
-class Reshape:
-    """Piece that only changes the per-sample shape."""
-
-    shape: tuple[int, ...]
-
-
-Piece = Union[Affine, Reshape, acts.Activation]
-#: ``converter(module, in_shape) -> pieces``; ``in_shape`` is the per-sample input shape
-Converter = Callable[[nn.Module, tuple], Sequence[Piece]]
-
-
-def _p(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to(torch.float64)
-
-
-def _zeros(n: int, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(n, dtype=torch.float64, device=like.device)
-
-
-def _linear(m: nn.Linear, in_shape: tuple) -> list[Piece]:
-    if len(in_shape) != 1:
-        raise UnsupportedLayerError(
-            f"Linear expects a flat input per sample, got shape {in_shape}. "
-            "Hint: add nn.Flatten() (or x.view(x.size(0), -1)) before it.")
-    bias = _p(m.bias) if m.bias is not None else _zeros(m.out_features, m.weight)
-    return [Affine(Dense(_p(m.weight)), bias)]
-
-
-def _conv_geometry(m: nn.Module) -> dict:
-    if m.padding_mode != "zeros":
-        raise UnsupportedLayerError(f"{type(m).__name__} with padding_mode={m.padding_mode!r} "
-                                    "is not supported (only 'zeros').")
-    padding = m.padding
-    if isinstance(padding, str):
-        if padding != "valid":
-            raise UnsupportedLayerError(f"{type(m).__name__} with padding={padding!r} is not "
-                                        "supported; give the padding as numbers.")
-        padding = 0
-    return dict(stride=m.stride, padding=padding, dilation=m.dilation, groups=m.groups)
-
-
-def _conv_shape(m: nn.Module, in_shape: tuple) -> tuple:
-    if len(in_shape) != 3:
-        raise UnsupportedLayerError(
-            f"{type(m).__name__} expects (C, H, W) per sample, got {in_shape}. "
-            "Hint: reshape first, e.g. z.view(-1, C, 1, 1).")
-    return in_shape
-
-
-def _conv_bias(m: nn.Module, op: LinearOperator) -> torch.Tensor:
-    if m.bias is None:
-        return _zeros(op.out_dim, m.weight)
-    c, hw = op.out_shape[0], math.prod(op.out_shape[1:])
-    return _p(m.bias).repeat_interleave(hw)  # (C*H*W,)
-
-
-def _conv2d(m: nn.Conv2d, in_shape: tuple) -> list[Piece]:
-    op = Conv2d(_p(m.weight), in_shape=_conv_shape(m, in_shape), **_conv_geometry(m))
-    return [Affine(op, _conv_bias(m, op))]
-
-
-def _conv_transpose2d(m: nn.ConvTranspose2d, in_shape: tuple) -> list[Piece]:
-    op = ConvTranspose2d(_p(m.weight), in_shape=_conv_shape(m, in_shape),
-                         output_padding=m.output_padding, **_conv_geometry(m))
-    return [Affine(op, _conv_bias(m, op))]
-
-
-def _batchnorm(m: nn.modules.batchnorm._BatchNorm, in_shape: tuple) -> list[Piece]:
-    if m.running_mean is None:
-        raise UnsupportedLayerError(
-            f"{type(m).__name__} with track_running_stats=False normalises with batch statistics "
-            "even in eval mode, so it is not a fixed affine map and cannot be inverted.")
-    scale = 1.0 / torch.sqrt(_p(m.running_var) + m.eps)
-    shift = -_p(m.running_mean) * scale
-    if m.affine:
-        scale, shift = scale * _p(m.weight), shift * _p(m.weight) + _p(m.bias)
-    rest = math.prod(in_shape[1:])  # per-channel constants broadcast over (H, W) or (L,)
-    scale_full = scale.repeat_interleave(rest).reshape(in_shape)
-    return [Affine(Diagonal(scale_full), shift.repeat_interleave(rest))]
-
-
-def _nothing(m: nn.Module, in_shape: tuple) -> list[Piece]:
-    return []
-
-
-def _activation(factory: Callable[[nn.Module], acts.Activation]) -> Converter:
-    return lambda m, in_shape: [factory(m)]
-
-
-DEFAULT_CONVERTERS: Mapping[type, Converter] = MappingProxyType({
-    nn.Linear: _linear,
-    nn.Conv2d: _conv2d,
-    nn.ConvTranspose2d: _conv_transpose2d,
-    nn.BatchNorm1d: _batchnorm,
-    nn.BatchNorm2d: _batchnorm,
-    nn.ReLU: _activation(lambda m: acts.ReLU()),
-    nn.LeakyReLU: _activation(lambda m: acts.LeakyReLU(m.negative_slope)),
-    nn.Tanh: _activation(lambda m: acts.Tanh()),
-    nn.Sigmoid: _activation(lambda m: acts.Sigmoid()),
-    nn.Identity: _nothing,
-    nn.Dropout: _nothing,
-    nn.Dropout1d: _nothing,
-    nn.Dropout2d: _nothing,
-    # Flatten / Unflatten are read off the traced shapes, like every reshape
-    nn.Flatten: _nothing,
-    nn.Unflatten: _nothing,
-})
 
 _RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
 _RESHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}

@@ -5,7 +5,7 @@ from torch import nn
 
 import ganinvert as gi
 from ganinvert import activations as acts
-from ganinvert.adapters import DEFAULT_CONVERTERS, Affine
+from ganinvert.converters import DEFAULT_CONVERTERS, Affine
 from ganinvert.operators import Diagonal
 
 from .conftest import DCGANish

@@ -105,6 +105,20 @@ def _max_step(v: torch.Tensor, dv: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return ratio.amin(1, keepdim=True).clamp(max=1.0)
 
 
+def _direction(rows: _Rows, K: torch.Tensor, L: torch.Tensor, rd: torch.Tensor, rp: torch.Tensor,
+               s: torch.Tensor, lam: torch.Tensor, rc: torch.Tensor):
+    """Newton direction for complementarity target ``rc`` (``lam ds + s dlam = rc``), with the
+    slack and dual steps eliminated: ``(G^T D G) dx = -rd - G^T ((rc + lam rp) / s)``."""
+    rhs = -rd - rows.GT((rc + lam * rp) / s)
+    dx = torch.cholesky_solve(rhs.unsqueeze(-1), L)  # (b, k+1, 1)
+    for _ in range(_REFINE):  # undo the diagonal shift of the factorisation
+        dx = dx + torch.cholesky_solve(rhs.unsqueeze(-1) - K @ dx, L)
+    dx = dx.squeeze(-1)
+    ds = (-rp - rows.G(dx)) * rows.mask
+    dlam = (rc - lam * ds) / s * rows.mask
+    return dx, ds, dlam
+
+
 def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float = 1e-9,
               max_iter: int = 100) -> LPSolution:
     """Solve a batch of layer LPs.
@@ -164,22 +178,12 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
         K = rows.normal(lam / s)
         L = _factor(K)
 
-        def direction(rc: torch.Tensor):
-            rhs = -rd - rows.GT((rc + lam * rp) / s)
-            dx = torch.cholesky_solve(rhs.unsqueeze(-1), L)  # (b, k+1, 1)
-            for _ in range(_REFINE):  # undo the diagonal shift of the factorisation
-                dx = dx + torch.cholesky_solve(rhs.unsqueeze(-1) - K @ dx, L)
-            dx = dx.squeeze(-1)
-            ds = (-rp - rows.G(dx)) * mask
-            dlam = (rc - lam * ds) / s * mask
-            return dx, ds, dlam
-
         # predictor (affine scaling), then Mehrotra's centred corrector
-        dx, ds, dlam = direction(-s * lam)
+        dx, ds, dlam = _direction(rows, K, L, rd, rp, s, lam, -s * lam)
         ap, ad = _max_step(s, ds, mask), _max_step(lam, dlam, mask)
         mu_aff = ((s + ap * ds) * (lam + ad * dlam) * mask).sum(1, keepdim=True) / m_act
         sigma = (mu_aff / mu).clamp(0, 1) ** 3
-        dx, ds, dlam = direction(-s * lam + sigma * mu * mask - ds * dlam)
+        dx, ds, dlam = _direction(rows, K, L, rd, rp, s, lam, -s * lam + sigma * mu * mask - ds * dlam)
         ap = (_STEP * _max_step(s, ds, mask)).clamp(max=1.0)
         ad = (_STEP * _max_step(lam, dlam, mask)).clamp(max=1.0)
         x, s, lam = x + ap * dx, s + ap * ds, lam + ad * dlam

@@ -5,7 +5,7 @@ import math
 import torch
 
 from ganinvert.activations import ReLU
-from ganinvert.lp import LayerProblem, invert_layer
+from ganinvert.lp import invert_layer
 from ganinvert.lp.certify import polish_and_certify
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
