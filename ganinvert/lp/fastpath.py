@@ -18,8 +18,8 @@ from .problem import LayerProblem
 
 @dataclass
 class FastPath:
-    """Attributes: ``u`` (B, k); ``certified`` (B,) bool; ``sigma_min`` (B,) smallest singular
-    value of the weighted pinned rows (0 where fewer than k rows are pinned)."""
+    """Attributes: ``u`` (B, k); ``certified`` (B,) bool; ``sigma_min`` (B,) a lower bound on the
+    smallest singular value of the weighted pinned rows (0 where they are rank deficient)."""
 
     u: torch.Tensor
     certified: torch.Tensor
@@ -32,26 +32,29 @@ def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float =
     Args:
         prob: the layer problems.
         tol: ``(B,)`` absolute feasibility tolerance (weighted pre-activation units).
-        rank_rtol: full column rank means ``sigma_min > rank_rtol * sigma_max``.
+        rank_rtol: full column rank is certified when a lower bound on ``sigma_min`` exceeds
+            ``rank_rtol`` times an upper bound on ``sigma_max`` (``sqrt(trace)``).
     """
     A, k = prob.A, prob.A.shape[1]
     eq = prob.eq
     w2 = torch.where(eq, prob.w ** 2, torch.zeros_like(prob.w))  # (B, n)
     target = torch.where(eq, prob.lo - prob.b, torch.zeros_like(prob.lo))
     B = prob.batch
-    gram = torch.empty(B, k, k, dtype=A.dtype, device=A.device)
-    chunk = max(1, (1 << 25) // max(1, k * A.shape[0]))  # bounds the (chunk, k, n) temporary
-    for s in range(0, B, chunk):
-        gram[s:s + chunk] = (A.T.unsqueeze(0) * w2[s:s + chunk].unsqueeze(1)) @ A
+    gram = prob.gram(w2)  # (B, k, k)
     rhs = (w2 * target) @ A  # (B, k)
     enough = eq.sum(1) >= k
-    evals = torch.linalg.eigvalsh(gram)  # (B, k) ascending
-    sigma_min = evals[:, 0].clamp(min=0).sqrt()
-    full_rank = enough & (evals[:, 0] > (rank_rtol ** 2) * evals[:, -1].clamp(min=1e-300))
     L, info = torch.linalg.cholesky_ex(gram)
+    # Full column rank, conservatively: lambda_min(gram) >= 1 / ||L^-1||_F^2 (a lower bound,
+    # 4x cheaper than eigvalsh at k = 100) and lambda_max <= trace.
+    eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(B, k, k)
+    L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
+    lam_min = torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), torch.zeros(B, dtype=A.dtype, device=A.device))
+    lam_min = torch.nan_to_num(lam_min, nan=0.0, posinf=0.0)
+    trace = gram.diagonal(dim1=1, dim2=2).sum(1)
+    good = enough & (info == 0) & (lam_min > (rank_rtol ** 2) * trace)
     u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
-    good = full_rank & (info == 0)
     if good.any():
         u[good] = torch.cholesky_solve(rhs[good].unsqueeze(-1), L[good]).squeeze(-1)
     certified = good & (prob.violation(u) <= tol)
-    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=torch.where(enough, sigma_min, 0))
+    sigma_min = torch.where(enough, lam_min.clamp(min=0).sqrt(), torch.zeros_like(lam_min))
+    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min)

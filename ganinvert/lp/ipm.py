@@ -31,7 +31,7 @@ class _Rows:
     """The row structure of ``G`` for one (sub-)batch: masks, weights and ``A``."""
 
     def __init__(self, prob: LayerProblem) -> None:
-        self.A, self.w = prob.A, prob.w
+        self.A, self.w, self.gram = prob.A, prob.w, prob.gram
         self.n, self.k = prob.A.shape
         B, dt, dev = prob.batch, prob.A.dtype, prob.A.device
         m_hi, m_lo = torch.isfinite(prob.hi), torch.isfinite(prob.lo)
@@ -47,7 +47,7 @@ class _Rows:
 
     def take(self, idx: torch.Tensor) -> "_Rows":
         new = object.__new__(_Rows)
-        new.A, new.n, new.k = self.A, self.n, self.k
+        new.A, new.n, new.k, new.gram = self.A, self.n, self.k, self.gram
         new.w, new.mask, new.h = self.w[idx], self.mask[idx], self.h[idx]
         return new
 
@@ -74,9 +74,7 @@ class _Rows:
         B, k, A = d.shape[0], self.k, self.A
         du = self.w ** 2 * (d1 + d2)  # (B, n)
         K = torch.empty(B, k + 1, k + 1, dtype=d.dtype, device=d.device)
-        chunk = max(1, (1 << 25) // max(1, k * self.n))  # bounds the (chunk, k, n) temporary
-        for s in range(0, B, chunk):
-            K[s:s + chunk, :k, :k] = (A.T.unsqueeze(0) * du[s:s + chunk].unsqueeze(1)) @ A
+        K[:, :k, :k] = self.gram(du)
         K[:, :k, :k].diagonal(dim1=1, dim2=2).add_(d3 + d4)
         ut = (self.w * (d2 - d1)) @ A  # (B, k)
         K[:, :k, k] = ut
