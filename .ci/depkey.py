@@ -6,13 +6,16 @@ dependency lists (or the interpreter) builds a fresh one.
 import hashlib
 import json
 import sys
-import tomllib
 from pathlib import Path
 
-project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
-spec = {
-    "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-    "deps": project["dependencies"],
-    "extras": project.get("optional-dependencies", {}),
-}
+text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+python = f"{sys.version_info.major}.{sys.version_info.minor}"
+try:
+    import tomllib  # Python >= 3.11
+except ModuleNotFoundError:  # 3.10: key on the whole file, which contains the spec
+    spec = {"python": python, "pyproject": text}
+else:
+    project = tomllib.loads(text)["project"]
+    spec = {"python": python, "deps": project["dependencies"],
+            "extras": project.get("optional-dependencies", {})}
 print(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16])
