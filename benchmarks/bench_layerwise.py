@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,10 @@ import ganinvert as gi
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference_nets" / "trained_vae_20_60_784_nobias.pth"
+_ROOT = Path(__file__).resolve().parents[1]
+_SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
+REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for d in _SHARED
+                  if (d / "reference_nets").is_dir()), _SHARED[-1] / "reference_nets" / "trained_vae_20_60_784_nobias.pth")
 
 
 def reference_decoder() -> nn.Module | None:

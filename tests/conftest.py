@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference_nets" / "trained_vae_20_60_784_nobias.pth"
+_ROOT = Path(__file__).resolve().parents[1]
+_SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
+REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for d in _SHARED
+                  if (d / "reference_nets").is_dir()), _SHARED[-1] / "reference_nets" / "trained_vae_20_60_784_nobias.pth")
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
