@@ -14,7 +14,6 @@ and a random 20-100-500 ReLU net, on the same N observations x = G(z*), z* ~ N(0
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 import ganinvert as gi
+from ganinvert import nets
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
 
@@ -34,26 +34,7 @@ REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for 
 
 
 def reference_decoder() -> nn.Module | None:
-    if not REFERENCE.exists():
-        return None
-    sd = torch.load(REFERENCE, map_location="cpu", weights_only=True)
-    dec = nn.Sequential(nn.Linear(20, 60, bias=False), nn.ReLU(), nn.Linear(60, 784, bias=False), nn.ReLU())
-    with torch.no_grad():
-        dec[0].weight.copy_(sd["fc3.weight"])
-        dec[2].weight.copy_(sd["fc4.weight"])
-    return dec.double().eval()
-
-
-def random_relu(dims, seed) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    layers = []
-    for k, n in zip(dims[:-1], dims[1:]):
-        lin = nn.Linear(k, n)
-        with torch.no_grad():
-            lin.weight.copy_(torch.randn(n, k, generator=g) / math.sqrt(n))
-            lin.bias.copy_(0.1 * torch.randn(n, generator=g))
-        layers += [lin, nn.ReLU()]
-    return nn.Sequential(*layers).double().eval()
+    return nets.paper_decoder(REFERENCE) if REFERENCE.exists() else None
 
 
 def bare_fast_path(chain: gi.Chain, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +101,7 @@ def main() -> None:
         print(f"reference decoder not found at {REFERENCE}: skipped", file=sys.stderr)
     else:
         bench("reference decoder (Lei et al. 2019)", dec, args.samples, args.highs_samples, args.seed)
-    bench("random ReLU net", random_relu((20, 100, 500), args.seed), args.samples, args.highs_samples, args.seed)
+    bench("random ReLU net", nets.random_mlp((20, 100, 500), seed=args.seed), args.samples, args.highs_samples, args.seed)
 
 
 if __name__ == "__main__":

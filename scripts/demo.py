@@ -8,25 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 
 import torch
-from torch import nn
 
 import ganinvert as gi
-
-
-def random_relu_generator(dims: list[int], *, seed: int) -> nn.Sequential:
-    """Gaussian ReLU network (rows N(0, 1/n)), as in the paper's random-net experiments."""
-    g = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    for k, n in zip(dims[:-1], dims[1:]):
-        lin = nn.Linear(k, n)
-        with torch.no_grad():
-            lin.weight.copy_(torch.randn(n, k, generator=g) / math.sqrt(n))
-            lin.bias.copy_(0.1 * torch.randn(n, generator=g))
-        layers += [lin, nn.ReLU()]
-    return nn.Sequential(*layers).double().eval()
+from ganinvert.nets import random_mlp
 
 
 def report(name: str, r: gi.InversionResult, z_true: torch.Tensor) -> None:
@@ -45,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    G = random_relu_generator(args.dims, seed=args.seed)
+    G = random_mlp(args.dims, act="relu", seed=args.seed)
     chain = gi.to_chain(G)
     z = torch.randn(args.samples, args.dims[0], generator=torch.Generator().manual_seed(args.seed + 1),
                     dtype=torch.float64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -10,33 +9,15 @@ import pytest
 import torch
 from torch import nn
 
+from ganinvert import nets
+
 _ROOT = Path(__file__).resolve().parents[1]
 _SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
 REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for d in _SHARED
                   if (d / "reference_nets").is_dir()), _SHARED[-1] / "reference_nets" / "trained_vae_20_60_784_nobias.pth")
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky": lambda: nn.LeakyReLU(0.2),
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
-
-
-def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64) -> nn.Sequential:
-    """Gaussian MLP (rows N(0, 1/n)) with ``act`` on hidden layers and ``out_act`` (default
-    ``act``) on the output; in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    layers = []
-    for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
-        lin = nn.Linear(k, n, bias=bias)
-        with torch.no_grad():
-            lin.weight.copy_(torch.randn(n, k, generator=g) / math.sqrt(n))
-            if bias:
-                lin.bias.copy_(0.1 * torch.randn(n, generator=g))
-        last = i == len(dims) - 2
-        layers += [lin, ACTIVATIONS[(out_act or act) if last else act]()]
-    return nn.Sequential(*layers).to(dtype).eval()
+def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64):
+    return nets.random_mlp(dims, act=act, out_act=out_act, bias=bias, seed=seed, dtype=dtype)
 
 
 def latents(n, k, *, seed=1, dtype=torch.float64) -> torch.Tensor:
@@ -81,9 +62,4 @@ def reference_decoder() -> nn.Sequential:
     """The paper's trained 20-60-784 decoder (``../shared``), float64; skipped when absent."""
     if not REFERENCE.exists():
         pytest.skip(f"reference checkpoint not found at {REFERENCE}")
-    sd = torch.load(REFERENCE, map_location="cpu", weights_only=True)
-    dec = nn.Sequential(nn.Linear(20, 60, bias=False), nn.ReLU(), nn.Linear(60, 784, bias=False), nn.ReLU())
-    with torch.no_grad():
-        dec[0].weight.copy_(sd["fc3.weight"])
-        dec[2].weight.copy_(sd["fc4.weight"])
-    return dec.double().eval()
+    return nets.paper_decoder(REFERENCE)

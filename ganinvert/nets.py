@@ -1,0 +1,59 @@
+"""Generators used as known-answer workloads: the paper's random Gaussian nets and its
+published VAE decoder. Loading is ``weights_only``; nothing is downloaded."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky": lambda: nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def random_mlp(dims: Sequence[int], *, act: str = "relu", out_act: str | None = None,
+               bias: bool = True, bias_std: float = 0.1, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """A Gaussian MLP as in the paper's random-net experiments: weights ``N(0, 1/n)`` per
+    output row, biases ``N(0, bias_std^2)``, in eval mode.
+
+    Args:
+        dims: layer widths from latent to output, e.g. ``(20, 100, 500)``.
+        act: hidden activation, one of ``relu``, ``leaky`` (slope 0.2), ``tanh``, ``sigmoid``.
+        out_act: output activation (default: ``act``).
+        seed: seed of a private ``torch.Generator`` (the global RNG is untouched).
+    """
+    for name in (act, out_act or act):
+        if name not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r}; Expected one of {sorted(_ACTIVATIONS)}")
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+        lin = nn.Linear(k, n, bias=bias)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(n, k, generator=g) / math.sqrt(n))
+            if bias:
+                lin.bias.copy_(bias_std * torch.randn(n, generator=g))
+        layers += [lin, _ACTIVATIONS[(out_act or act) if i == len(dims) - 2 else act]()]
+    return nn.Sequential(*layers).to(dtype).eval()
+
+
+def paper_decoder(path: str | Path, *, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """The trained MNIST decoder of Lei et al. (2019), ``x = ReLU(W4 ReLU(W3 z))``, 20-60-784,
+    from their published state dict (keys ``fc3.weight``, ``fc4.weight``)."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"fc3.weight", "fc4.weight"} - set(sd)
+    if missing:
+        raise KeyError(f"{path} lacks {sorted(missing)}; Expected the paper's VAE state dict")
+    dec = nn.Sequential(nn.Linear(20, 60, bias=False), nn.ReLU(), nn.Linear(60, 784, bias=False), nn.ReLU())
+    with torch.no_grad():
+        dec[0].weight.copy_(sd["fc3.weight"])
+        dec[2].weight.copy_(sd["fc4.weight"])
+    return dec.to(dtype).eval()
