@@ -36,7 +36,7 @@ def random_mlp(dims: Sequence[int], *, act: str = "relu", out_act: str | None = 
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
-        lin = nn.Linear(k, n, bias=bias)
+        lin = nn.utils.skip_init(nn.Linear, k, n, bias=bias)  # no draw from the global RNG
         with torch.no_grad():
             lin.weight.copy_(torch.randn(n, k, generator=g) / math.sqrt(n))
             if bias:
@@ -52,7 +52,8 @@ def paper_decoder(path: str | Path, *, dtype: torch.dtype = torch.float64) -> nn
     missing = {"fc3.weight", "fc4.weight"} - set(sd)
     if missing:
         raise KeyError(f"{path} lacks {sorted(missing)}; Expected the paper's VAE state dict")
-    dec = nn.Sequential(nn.Linear(20, 60, bias=False), nn.ReLU(), nn.Linear(60, 784, bias=False), nn.ReLU())
+    dec = nn.Sequential(nn.utils.skip_init(nn.Linear, 20, 60, bias=False), nn.ReLU(),
+                        nn.utils.skip_init(nn.Linear, 60, 784, bias=False), nn.ReLU())
     with torch.no_grad():
         dec[0].weight.copy_(sd["fc3.weight"])
         dec[2].weight.copy_(sd["fc4.weight"])
