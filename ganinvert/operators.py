@@ -62,7 +62,7 @@ class LinearOperator:
             raise LayerTooLargeError(
                 f"a {type(self).__name__} layer {self.in_shape} -> {self.out_shape} needs a dense "
                 f"{n} x {k} matrix ({n * k:,} entries), over the limit of {max_entries:,}. "
-                "Raise max_dense_entries if memory allows, or use an optimisation inverter "
+                "Raise max_dense_entries (ganinvert.Layerwise option) if memory allows, or use an optimisation inverter "
                 "(method='adam') for this generator.")
         eye = torch.eye(k, dtype=self.dtype, device=self.device)
         block = max(1, min(k, (1 << 24) // max(n, 1)))

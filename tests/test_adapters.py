@@ -146,17 +146,16 @@ def test_linear_after_an_unflattened_tensor_gets_a_hint():
         gi.to_chain(module)
 
 
-def test_chain_mismatch_is_detected():
-    class Sneaky(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = nn.Linear(4, 8)
-            self.calls = 0
+def test_a_wrong_converter_is_caught_by_the_chain_check():
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x * 3.0
 
-        def forward(self, z):
-            # traced once; a Python-side counter makes later calls differ from the trace
-            self.calls += 1
-            return self.a(z) * (1.0 if self.calls == 1 else 2.0)
+    def buggy(m, in_shape):  # forgets the factor 3
+        return [Affine(Diagonal(torch.ones(in_shape, dtype=torch.float64)),
+                       torch.zeros(in_shape[0], dtype=torch.float64))]
 
-    with pytest.raises((gi.ChainMismatchError, gi.UnsupportedLayerError)):
-        gi.to_chain(Sneaky().eval())
+    module = nn.Sequential(nn.Linear(4, 10), Scale(), nn.ReLU()).double().eval()
+    with pytest.raises(gi.ChainMismatchError, match=r"does not reproduce Sequential: max \|chain\(z\) - module\(z\)\|"):
+        gi.to_chain(module, converters={Scale: buggy})
+    gi.to_chain(module, converters={Scale: buggy}, check=False)  # the check is what caught it

@@ -95,6 +95,13 @@ def test_lp_only_mode_matches_fast_path_results():
     assert r.exact.all() and rel_err(r.z, z).max() < 1e-6
 
 
+def test_conv_layers_over_the_dense_limit_raise_with_a_hint():
+    G = DCGANish(nz=8).double().eval()
+    x = G(latents(2, 8).view(2, 8, 1, 1)).detach()
+    with pytest.raises(gi.LayerTooLargeError, match=r"ConvTranspose2d layer .* 768 x 256 matrix .*max_dense_entries"):
+        gi.invert(G, x, method=gi.Layerwise(max_dense_entries=1000))
+
+
 def test_unknown_solver_is_rejected_with_the_choices():
     with pytest.raises(gi.InvalidInputError, match=r"unknown solver 'gurobi'.*\['highs', 'ipm'\]"):
         gi.Layerwise(solver="gurobi")
