@@ -64,6 +64,7 @@ class _State:
     layers: tuple[Layer, ...]
     pending: Affine | None
     shape: tuple[int, ...]
+    device: torch.device
 
     def add(self, piece: Piece, where: str) -> "_State":
         if isinstance(piece, Reshape):
@@ -77,13 +78,13 @@ class _State:
             else:  # fold: op2(op1 u + b1) + b2
                 b = piece.op.matvec(self.pending.bias[None])[0] + piece.bias
                 new = Affine(compose(self.pending.op, piece.op), b)
-            return _State(self.layers, new, tuple(piece.op.out_shape))
+            return _State(self.layers, new, tuple(piece.op.out_shape), self.device)
         pending = self.pending
         if pending is None:  # activation right after activation: identity map in between
-            ones = torch.ones(self.shape, dtype=torch.float64)
-            pending = Affine(Diagonal(ones), torch.zeros(ones.numel(), dtype=torch.float64))
+            ones = torch.ones(self.shape, dtype=torch.float64, device=self.device)
+            pending = Affine(Diagonal(ones), torch.zeros(ones.numel(), dtype=torch.float64, device=self.device))
         layer = Layer(pending.op, pending.bias, piece, self.shape)
-        return _State(self.layers + (layer,), None, self.shape)
+        return _State(self.layers + (layer,), None, self.shape, self.device)
 
     def finish(self) -> tuple[Layer, ...]:
         layers = self.layers
@@ -230,7 +231,7 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
                 values[node] = node.args[0]
                 continue
             values[node] = z
-            states[node] = _State((), None, in_shape)
+            states[node] = _State((), None, in_shape, torch.device(device))
             continue
         if node.op == "get_attr":
             raise UnsupportedLayerError(f"generator reads attribute '{node.target}' directly in "

@@ -57,6 +57,13 @@ def test_round_trip(kind, dtype):
                                atol=1e-4 if dtype == torch.float32 else 1e-10)
 
 
+def test_activation_after_activation_gets_an_identity_map():
+    module = nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Sigmoid()).double().eval()
+    chain = gi.to_chain(module)
+    assert [type(l.act) for l in chain.layers] == [acts.ReLU, acts.Sigmoid]
+    assert isinstance(chain.layers[1].op, Diagonal)
+
+
 def test_dcgan_latent_shape_and_folded_layers():
     chain = gi.to_chain(DCGANish(nz=8).eval())
     assert chain.in_shape == (8, 1, 1)  # the DCGAN convention, found by probing
