@@ -26,12 +26,15 @@ class Layerwise(Inverter):
         rank_rtol: relative singular-value threshold of the rank and uniqueness checks.
         layer_rtol: per-layer feasibility tolerance as a fraction of the final ``rtol``.
         max_dense_entries: largest dense layer matrix to materialise.
+        max_lp_dim: largest layer input solved by the dense LP; larger layers that the fast
+            path cannot certify are reported FAILED with the reason, instead of exhausting memory.
     """
 
     name = "layerwise"
 
     def __init__(self, *, solver: str = "ipm", fast_path: bool = True, rank_rtol: float = 1e-8,
-                 layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE) -> None:
+                 layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE,
+                 max_lp_dim: int = 2048) -> None:
         if solver not in SOLVERS:
             raise InvalidInputError(f"unknown solver {solver!r}; Expected one of {sorted(SOLVERS)}")
         if not 0 < rank_rtol < 1 or not 0 < layer_rtol <= 1:
@@ -40,6 +43,7 @@ class Layerwise(Inverter):
         self.solver, self.fast_path = solver, bool(fast_path)
         self.rank_rtol, self.layer_rtol = float(rank_rtol), float(layer_rtol)
         self.max_dense_entries = int(max_dense_entries)
+        self.max_lp_dim = int(max_lp_dim)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)
@@ -55,7 +59,8 @@ class Layerwise(Inverter):
             A = layer.op.dense(max_entries=self.max_dense_entries)
             sol = invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
                                rtol=self.layer_rtol * rtol, solver=self.solver,
-                               rank_rtol=self.rank_rtol, fast_path=self.fast_path)
+                               rank_rtol=self.rank_rtol, fast_path=self.fast_path,
+                               max_lp_dim=self.max_lp_dim)
             res[:, i], unique[:, i] = sol.residual.cpu(), sol.unique.cpu()
             failed |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it

@@ -36,25 +36,37 @@ def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float =
             ``rank_rtol`` times an upper bound on ``sigma_max`` (``sqrt(trace)``).
     """
     A, k = prob.A, prob.A.shape[1]
+    B = prob.batch
     eq = prob.eq
+    enough = eq.sum(1) >= k  # fewer pinned rows than unknowns can never pin u
+    u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
+    certified = torch.zeros(B, dtype=torch.bool, device=A.device)
+    sigma_min = torch.zeros(B, dtype=A.dtype, device=A.device)
+    idx = enough.nonzero().flatten()
+    if idx.numel():
+        sub = prob.select(idx)
+        u[idx], certified[idx], sigma_min[idx] = _solve(sub, A, k, tol[idx], rank_rtol)
+    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min)
+
+
+def _solve(prob: LayerProblem, A: torch.Tensor, k: int, tol: torch.Tensor, rank_rtol: float):
+    """Least squares for samples that have at least k pinned rows."""
+    B, eq = prob.batch, prob.eq
     w2 = torch.where(eq, prob.w ** 2, torch.zeros_like(prob.w))  # (B, n)
     target = torch.where(eq, prob.lo - prob.b, torch.zeros_like(prob.lo))
-    B = prob.batch
     gram = prob.gram(w2)  # (B, k, k)
     rhs = (w2 * target) @ A  # (B, k)
-    enough = eq.sum(1) >= k
     L, info = torch.linalg.cholesky_ex(gram)
     # Full column rank, conservatively: lambda_min(gram) >= 1 / ||L^-1||_F^2 (a lower bound,
     # 4x cheaper than eigvalsh at k = 100) and lambda_max <= trace.
     eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(B, k, k)
     L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
-    lam_min = torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), torch.zeros(B, dtype=A.dtype, device=A.device))
-    lam_min = torch.nan_to_num(lam_min, nan=0.0, posinf=0.0)
+    zero = torch.zeros(B, dtype=A.dtype, device=A.device)
+    lam_min = torch.nan_to_num(torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), zero), nan=0.0, posinf=0.0)
     trace = gram.diagonal(dim1=1, dim2=2).sum(1)
-    good = enough & (info == 0) & (lam_min > (rank_rtol ** 2) * trace)
+    good = (info == 0) & (lam_min > (rank_rtol ** 2) * trace)
     u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
     if good.any():
         u[good] = torch.cholesky_solve(rhs[good].unsqueeze(-1), L[good]).squeeze(-1)
     certified = good & (prob.violation(u) <= tol)
-    sigma_min = torch.where(enough, lam_min.clamp(min=0).sqrt(), torch.zeros_like(lam_min))
-    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min)
+    return u, certified, lam_min.clamp(min=0).sqrt()

@@ -57,7 +57,7 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
 
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
                  u_range: tuple[float, float], rtol: float, solver: str = "ipm",
-                 rank_rtol: float = 1e-8, fast_path: bool = True) -> LayerSolution:
+                 rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = 2048) -> LayerSolution:
     """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
 
     Args:
@@ -67,6 +67,8 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
         solver: a key of :data:`SOLVERS`, for the samples the fast path does not certify.
         rank_rtol: relative singular-value threshold of the rank checks.
         fast_path: try least squares first (off: every sample goes to the LP).
+        max_lp_dim: largest layer input the dense LP takes (its normal matrix is k x k per
+            sample); samples that would need a larger LP come back with ``solver_ok=False``.
     """
     B, k = y.shape[0], A.shape[1]
     scale = y.abs().amax(1)
@@ -83,7 +85,14 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
     optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
     rest = (~unique).nonzero().flatten()
-    if rest.numel():
+    if rest.numel() and k > max_lp_dim:
+        why = (f"layer {A.shape[0]}x{k} needs the LP, but its {k} inputs exceed max_lp_dim={max_lp_dim}"
+               + (f" (and with {A.shape[0]} < {k} outputs its pre-image is never a single point)"
+                  if A.shape[0] < k else ""))
+        solver_ok[rest] = False
+        for i in rest.tolist():
+            messages[i] = why
+    elif rest.numel():
         sub = prob.select(rest)
         sol = SOLVERS[solver](sub, u0=u[rest])
         u_pol, uniq = polish_and_certify(sub, sol.u, tol=tol[rest], rank_rtol=rank_rtol)

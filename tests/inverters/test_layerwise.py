@@ -102,6 +102,14 @@ def test_conv_layers_over_the_dense_limit_raise_with_a_hint():
         gi.invert(G, x, method=gi.Layerwise(max_dense_entries=1000))
 
 
+def test_layers_over_the_lp_limit_fail_with_the_reason_instead_of_running_out_of_memory():
+    G = random_mlp((10, 40, 30), seed=8)  # last layer contracts: 40 inputs, 30 outputs
+    x = G(latents(4, 10)).detach()
+    r = gi.invert(G, x, method=gi.Layerwise(max_lp_dim=32))
+    assert r.status == [Status.FAILED] * 4
+    assert all("exceed max_lp_dim=32" in m and "never a single point" in m for m in r.messages)
+
+
 def test_unknown_solver_is_rejected_with_the_choices():
     with pytest.raises(gi.InvalidInputError, match=r"unknown solver 'gurobi'.*\['highs', 'ipm'\]"):
         gi.Layerwise(solver="gurobi")
