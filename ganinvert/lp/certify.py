@@ -23,7 +23,8 @@ def _rank_and_null(M: np.ndarray, rank_rtol: float) -> tuple[int, np.ndarray]:
     """Numerical rank of ``M`` (m, r) and an orthonormal basis of its null space (r, r - rank)."""
     if M.shape[0] == 0 or M.shape[1] == 0:
         return 0, np.eye(M.shape[1])
-    _, sv, vt = np.linalg.svd(M, full_matrices=True)
+    # Only V is needed; the full U of a tall matrix (784 x 784 for an output layer) is waste.
+    _, sv, vt = np.linalg.svd(M, full_matrices=M.shape[0] < M.shape[1])
     rank = int((sv > rank_rtol * max(sv[0], 1e-300)).sum())
     return rank, vt[rank:].T
 
