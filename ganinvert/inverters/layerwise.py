@@ -54,24 +54,34 @@ class Layerwise(Inverter):
         paths = [[] for _ in range(B)]
         messages = [[] for _ in range(B)]
         y = x
+        alive = torch.arange(B, device=x.device)  # samples no layer has failed on yet
         for i in reversed(range(L)):
+            if alive.numel() == 0:
+                break
             layer = chain.layers[i]
             A = layer.op.dense(max_entries=self.max_dense_entries)
-            sol = invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
+            sol = invert_layer(A, layer.bias, layer.act, y[alive], u_range=chain.input_range(i),
                                rtol=self.layer_rtol * rtol, solver=self.solver,
                                rank_rtol=self.rank_rtol, fast_path=self.fast_path,
                                max_lp_dim=self.max_lp_dim)
-            res[:, i], unique[:, i] = sol.residual.cpu(), sol.unique.cpu()
-            failed |= ~sol.solver_ok.cpu()
+            idx = alive.cpu()
+            res[idx, i], unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
+            failed[idx] |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
                 scale = y.abs().amax(1).clamp(min=torch.finfo(y.dtype).tiny)
                 infeasible = (sol.solver_ok & (sol.optimum > self.layer_rtol * rtol * scale)).cpu()
-            for j in range(B):
-                paths[j].append(sol.methods[j])
+            for j, b in enumerate(idx.tolist()):
+                paths[b].append(sol.methods[j])
                 if sol.messages[j]:
-                    messages[j].append(f"layer {i}: {sol.messages[j]}")
-            logger.info("layer %d: %d/%d samples certified unique", i, int(sol.unique.sum()), B)
-            y = sol.u
+                    messages[b].append(f"layer {i}: {sol.messages[j]}")
+            logger.info("layer %d: %d/%d samples certified unique", i, int(sol.unique.sum()), len(idx))
+            # a failed sample has no meaningful target for the layer below: it stops here
+            u_full = torch.zeros(B, A.shape[1], dtype=x.dtype, device=x.device)
+            u_full[alive] = sol.u
+            y = u_full
+            alive = alive[sol.solver_ok]
+        if y.shape[1] != chain.in_dim:  # every sample failed before the first layer
+            y = torch.zeros(B, chain.in_dim, dtype=x.dtype, device=x.device)
         return RawSolution(z=y, layer_residuals=res, unique=unique,
                            methods=[">".join(reversed(p)) for p in paths],
                            messages=["; ".join(m) for m in messages],
