@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 _INF = math.inf
+_MIN_WEIGHT = 1e-2
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,10 @@ class _Saturating(Activation):
         ninf, pinf = torch.full_like(y, -_INF), torch.full_like(y, _INF)
         lo = torch.where(inner, p, torch.where(high, p_hi, ninf))
         hi = torch.where(inner, p, torch.where(low, p_lo, pinf))
-        w = torch.where(inner, self._slope(y) / self._slope_max, torch.ones_like(y))
+        # Output-space weights phi'(p), floored at 1e-2: near-saturated pixels (an MNIST
+        # background at -0.9999) would otherwise get weights ~1e-8 and ruin the conditioning
+        # of the pinned rows; their inverse is still accurate to eps / sat, far below tolerance.
+        w = torch.where(inner, (self._slope(y) / self._slope_max).clamp(min=_MIN_WEIGHT), torch.ones_like(y))
         return RowBounds(lo=lo, hi=hi, weight=w)
 
 

@@ -55,3 +55,14 @@ def test_out_of_range_flags_only_the_offending_sample():
     y = torch.tensor([[0.0, 0.5], [0.2, 255.0]], dtype=torch.float64)
     flagged = acts.Tanh().out_of_range(y, tol=torch.full((2, 1), 1e-9, dtype=torch.float64))
     assert flagged.tolist() == [False, True]
+
+
+def test_near_saturated_pinned_rows_keep_a_floor_weight():
+    # an MNIST background pixel through Tanh: y = tanh(-6) = -0.99998; its inverse is still
+    # accurate in float64, and a weight of 1 - y^2 ~ 2.5e-5 would wreck the rank check
+    p = torch.tensor([[-6.0, 0.0]], dtype=torch.float64)
+    y = torch.tanh(p)
+    bd = acts.Tanh().bounds(y, tol=_tol(y))
+    assert bd.eq.all()
+    assert bd.weight[0, 0] == pytest.approx(1e-2) and bd.weight[0, 1] == 1.0
+    torch.testing.assert_close(bd.lo, p, rtol=1e-9, atol=1e-9)
