@@ -9,7 +9,15 @@ import models
 from models.registry import HERE, SPECS, checkpoint_path, read_tensor_dict, sha256
 
 MANIFEST = json.loads((HERE / "manifest.json").read_text()) if (HERE / "manifest.json").exists() else {}
-SHIPPED = [n for n in SPECS if checkpoint_path(n).exists()]
+SHIPPED = list(SPECS)
+
+
+def test_every_architecture_ships_a_checkpoint_card_and_sample_grid():
+    for name in SPECS:
+        assert checkpoint_path(name).exists(), f"models/{name}.pt missing"
+        assert (HERE / f"{name}.md").exists() and (HERE / f"{name}.png").exists()
+        assert checkpoint_path(name).stat().st_size < 5e6  # a few MB at most
+        assert name in MANIFEST and 0.0 <= MANIFEST[name]["layerwise"]["exact"] <= 1.0
 
 
 @pytest.mark.parametrize("name", list(SPECS))
