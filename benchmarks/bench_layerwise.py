@@ -24,6 +24,7 @@ from torch import nn
 
 import ganinvert as gi
 from ganinvert import nets
+from models.reference import paper_decoder
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
 
@@ -34,7 +35,7 @@ REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for 
 
 
 def reference_decoder() -> nn.Module | None:
-    return nets.paper_decoder(REFERENCE) if REFERENCE.exists() else None
+    return paper_decoder(REFERENCE) if REFERENCE.exists() else None
 
 
 def bare_fast_path(chain: gi.Chain, x: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,9 @@
-"""Generators used as known-answer workloads: the paper's random Gaussian nets and its
-published VAE decoder. Loading is ``weights_only``; nothing is downloaded."""
+"""Random generators used as known-answer workloads: the paper's Gaussian nets (seeded, no
+global RNG). Trained generators and checkpoint loading live in the ``models`` package."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -43,18 +42,3 @@ def random_mlp(dims: Sequence[int], *, act: str = "relu", out_act: str | None = 
                 lin.bias.copy_(bias_std * torch.randn(n, generator=g))
         layers += [lin, _ACTIVATIONS[(out_act or act) if i == len(dims) - 2 else act]()]
     return nn.Sequential(*layers).to(dtype).eval()
-
-
-def paper_decoder(path: str | Path, *, dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """The trained MNIST decoder of Lei et al. (2019), ``x = ReLU(W4 ReLU(W3 z))``, 20-60-784,
-    from their published state dict (keys ``fc3.weight``, ``fc4.weight``)."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"fc3.weight", "fc4.weight"} - set(sd)
-    if missing:
-        raise KeyError(f"{path} lacks {sorted(missing)}; Expected the paper's VAE state dict")
-    dec = nn.Sequential(nn.utils.skip_init(nn.Linear, 20, 60, bias=False), nn.ReLU(),
-                        nn.utils.skip_init(nn.Linear, 60, 784, bias=False), nn.ReLU())
-    with torch.no_grad():
-        dec[0].weight.copy_(sd["fc3.weight"])
-        dec[2].weight.copy_(sd["fc4.weight"])
-    return dec.to(dtype).eval()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 
 import torch
 from torchvision.utils import save_image
@@ -51,7 +50,6 @@ def make_card(name: str, classifier, n: int) -> dict:
         samples = to_unit(loaded.generator(torch.randn(n, loaded.latent_dim, generator=g)), loaded.pixel_range)
     save_image(grid, HERE / f"{name}.png", nrow=8, padding=2, pad_value=0.5)
     q = quality.sample_quality(samples, classifier)
-    t = time.perf_counter()
     ex = exact_rate(loaded.generator, loaded.latent_dim, n)
     chain = gi.to_chain(loaded.generator, latent_shape=(loaded.latent_dim,))
     entry = {"sha256": sha256(path), "bytes": path.stat().st_size, "kind": spec.kind,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ganinvert import nets
+from models.reference import paper_decoder
 
 _ROOT = Path(__file__).resolve().parents[1]
 _SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
@@ -62,4 +63,4 @@ def reference_decoder() -> nn.Sequential:
     """The paper's trained 20-60-784 decoder (``../shared``), float64; skipped when absent."""
     if not REFERENCE.exists():
         pytest.skip(f"reference checkpoint not found at {REFERENCE}")
-    return nets.paper_decoder(REFERENCE)
+    return paper_decoder(REFERENCE)

@@ -19,15 +19,3 @@ def test_random_mlp_is_seeded_privately_and_scaled_per_row():
 def test_random_mlp_rejects_unknown_activations():
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         nets.random_mlp((2, 4), act="gelu")
-
-
-def test_paper_decoder_refuses_a_foreign_state_dict(tmp_path):
-    path = tmp_path / "other.pth"
-    torch.save({"fc1.weight": torch.zeros(2, 2)}, path)
-    with pytest.raises(KeyError, match=r"lacks \['fc3.weight', 'fc4.weight'\]"):
-        nets.paper_decoder(path)
-
-
-def test_paper_decoder_shapes(reference_decoder):
-    z = torch.zeros(3, 20, dtype=torch.float64)
-    assert reference_decoder(z).shape == (3, 784)
