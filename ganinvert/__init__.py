@@ -7,12 +7,13 @@ from .chain import Chain, Layer
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
                      LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,
                      UnsupportedLayerError)
-from .inverters import INVERTERS, Adam, Inverter, Layerwise
+from .inverters import INVERTERS, Adam, Encoder, GradientDescent, Hybrid, Inverter, Layerwise
 from .lp import SOLVERS
 from .result import InversionResult, Status
 
 __all__ = [
-    "INVERTERS", "SOLVERS", "Adam", "Inverter", "Layerwise", "default_rtol", "invert",
+    "INVERTERS", "SOLVERS", "Adam", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise",
+    "default_rtol", "invert",
     "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
     "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError",
     "Reshape", "ShapeMismatchError", "SolverError", "Status", "TrainingModeError",

@@ -1,12 +1,15 @@
 """Inverters by name. Each is a strategy object; ``invert(..., method=Layerwise(solver="highs"))``
-passes options, ``method="layerwise"`` uses the defaults."""
+passes options, ``method="layerwise"`` uses the defaults. ``Encoder`` needs its encoder, so it
+is only available as an instance."""
 
 from types import MappingProxyType
 
-from .adam import Adam
+from .adam import Adam, GradientDescent, LatentOptimizer
 from .base import Inverter, RawSolution
+from .hybrid import Encoder, Hybrid
 from .layerwise import Layerwise
 
-INVERTERS = MappingProxyType({Layerwise.name: Layerwise, Adam.name: Adam})
+INVERTERS = MappingProxyType({c.name: c for c in (Layerwise, Adam, GradientDescent, Hybrid)})
 
-__all__ = ["INVERTERS", "Adam", "Inverter", "Layerwise", "RawSolution"]
+__all__ = ["INVERTERS", "Adam", "Encoder", "GradientDescent", "Hybrid", "Inverter", "LatentOptimizer",
+           "Layerwise", "RawSolution"]

@@ -1,8 +1,21 @@
-"""The baseline users compare against: Adam on ``||G(z) - x||^2`` with random restarts
-(Bora et al. 2017, "CSGM"), batched. It cannot certify uniqueness, so its best case is
-EXACT_NONUNIQUE."""
+"""Latent optimisation baselines: minimise ``||G(z) - x||^2 (+ penalty ||z||^2)`` from random
+starts, the method users compare against (Bora et al. 2017, "CSGM"; Huang, Hand, Heckel,
+Voroninski 2018 for plain gradient descent with the negation check). One loop serves both:
+
+- restarts run as one ``(B * R)`` batch; the lowest loss over all restarts and steps is kept;
+- ``box``: latent box ``|z_i| <= box`` with stochastic clipping (Lipton & Tripathi 2017):
+  coordinates that leave it are redrawn uniformly inside;
+- ``negation_check``: at every step, ``-z`` replaces ``z`` where it fits better;
+- samples are processed in chunks of at most ``max_rows`` rows (samples x restarts), so memory
+  stays bounded and no tail batch is dropped.
+
+They cannot certify uniqueness, so their best status is EXACT_NONUNIQUE.
+"""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import torch
 
@@ -10,47 +23,98 @@ from ..chain import Chain
 from ..errors import InvalidInputError
 from .base import Inverter, RawSolution
 
+logger = logging.getLogger(__name__)
 
-class Adam(Inverter):
-    """Latent optimisation with Adam.
 
-    Args:
-        steps: Adam steps per restart.
-        lr: learning rate.
-        restarts: random starts per sample; the lowest loss over all starts and steps is kept.
-        init_std: standard deviation of the Gaussian starts.
-        seed: seed of the starts (a fresh ``torch.Generator``; the global RNG is untouched).
-    """
+class LatentOptimizer(Inverter):
+    """Shared loop; see the module doc. Subclasses pick the optimiser and the defaults."""
 
-    name = "adam"
+    name = "latent_optimizer"
+    _optimizer = "adam"
 
-    def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1,
-                 init_std: float = 1.0, seed: int = 0) -> None:
-        if steps < 1 or restarts < 1 or not lr > 0 or not init_std > 0:
-            raise InvalidInputError(f"Expected steps >= 1, restarts >= 1, lr > 0, init_std > 0, Got: "
-                                    f"steps={steps}, restarts={restarts}, lr={lr}, init_std={init_std}")
+    def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1, init_std: float = 1.0,
+                 seed: int = 0, z_penalty: float = 0.0, box: float | None = None,
+                 negation_check: bool = False, max_rows: int = 65536, log_every: int = 0) -> None:
+        if steps < 1 or restarts < 1 or not lr > 0 or not init_std > 0 or max_rows < 1:
+            raise InvalidInputError(f"Expected steps >= 1, restarts >= 1, lr > 0, init_std > 0, max_rows >= 1, "
+                                    f"Got: steps={steps}, restarts={restarts}, lr={lr}, init_std={init_std}, "
+                                    f"max_rows={max_rows}")
+        if z_penalty < 0 or (box is not None and not box > 0):
+            raise InvalidInputError(f"Expected z_penalty >= 0 and box > 0 (or None), Got: z_penalty={z_penalty}, box={box}")
         self.steps, self.lr, self.restarts = int(steps), float(lr), int(restarts)
-        self.init_std, self.seed = float(init_std), int(seed)
+        self.init_std, self.seed, self.z_penalty = float(init_std), int(seed), float(z_penalty)
+        self.box, self.negation_check = (None if box is None else float(box)), bool(negation_check)
+        self.max_rows, self.log_every = int(max_rows), int(log_every)
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
-        B, k = x.shape[0], chain.in_dim
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None) -> RawSolution:
+        """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
+        B, k, L = x.shape[0], chain.in_dim, len(chain)
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
-        best_z = torch.zeros(B, k, dtype=x.dtype, device=x.device)
-        best = torch.full((B,), float("inf"), dtype=x.dtype, device=x.device)
-        for _ in range(self.restarts):
-            z = (self.init_std * torch.randn(B, k, generator=gen, dtype=x.dtype, device=x.device)).requires_grad_()
-            opt = torch.optim.Adam([z], lr=self.lr)
-            for _ in range(self.steps + 1):
-                loss = ((chain.forward_all(z)[-1] - x) ** 2).sum(1)  # (B,)
-                with torch.no_grad():
-                    better = loss < best
-                    best = torch.where(better, loss, best)
-                    best_z[better] = z[better]
-                opt.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                opt.step()
-        L = len(chain)
-        return RawSolution(z=best_z.detach(), layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
-                           unique=torch.zeros(B, L, dtype=torch.bool), methods=["adam"] * B,
+        z = torch.empty(B, k, dtype=x.dtype, device=x.device)
+        per_chunk = max(1, self.max_rows // self.restarts)
+        for s in range(0, B, per_chunk):
+            warm = None if z0 is None else z0[s:s + per_chunk]
+            z[s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
+        return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
+                           unique=torch.zeros(B, L, dtype=torch.bool), methods=[self.name] * B,
                            messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),
                            failed=torch.zeros(B, dtype=torch.bool))
+
+    def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:
+        loss = ((chain.forward_all(z)[-1] - xr) ** 2).sum(1)  # (rows,)
+        return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
+
+    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator, warm: torch.Tensor | None) -> torch.Tensor:
+        b, k, R = x.shape[0], chain.in_dim, self.restarts
+        xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
+        z = self.init_std * torch.randn(R * b, k, generator=gen, dtype=x.dtype, device=x.device)
+        if self.box is not None:
+            z = z.clamp(-self.box, self.box)
+        if warm is not None:
+            z[:b] = warm
+        z.requires_grad_()
+        opt = (torch.optim.Adam([z], lr=self.lr) if self._optimizer == "adam"
+               else torch.optim.SGD([z], lr=self.lr))
+        best = torch.full((R * b,), math.inf, dtype=x.dtype, device=x.device)
+        best_z = z.detach().clone()
+        for step in range(self.steps + 1):
+            loss = self._loss(chain, z, xr)
+            with torch.no_grad():
+                if self.negation_check:  # Huang et al.: the mirrored point may sit in a better basin
+                    neg = self._loss(chain, -z, xr)
+                    flip = neg < loss
+                    z[flip] = -z[flip]
+                    loss = torch.where(flip, neg, loss)
+                better = loss < best
+                best = torch.where(better, loss, best)
+                best_z[better] = z[better]
+            if step == self.steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            self._loss(chain, z, xr).sum().backward() if self.negation_check else loss.sum().backward()
+            opt.step()
+            if self.box is not None:
+                with torch.no_grad():  # stochastic clipping: redraw what left the box
+                    out = z.abs() > self.box
+                    z[out] = (torch.rand(int(out.sum()), generator=gen, dtype=x.dtype, device=x.device) * 2 - 1) * self.box
+            if self.log_every and step % self.log_every == 0:
+                logger.info("%s step %d/%d: median loss %.3e", self.name, step, self.steps, best.median().item())
+        best_r = best.view(R, b).argmin(0)  # (b,) restart with the lowest loss per sample
+        return best_z.view(R, b, k)[best_r, torch.arange(b, device=x.device)]
+
+
+class Adam(LatentOptimizer):
+    """Adam on ``||G(z) - x||^2`` with restarts (CSGM). See :class:`LatentOptimizer` for options."""
+
+    name = "adam"
+    _optimizer = "adam"
+
+
+class GradientDescent(LatentOptimizer):
+    """Plain gradient descent with the negation check on by default (Huang et al. 2018)."""
+
+    name = "gd"
+    _optimizer = "sgd"
+
+    def __init__(self, *, steps: int = 2000, lr: float = 0.01, negation_check: bool = True, **kw) -> None:
+        super().__init__(steps=steps, lr=lr, negation_check=negation_check, **kw)

@@ -1,0 +1,78 @@
+"""Inverters built on others: an encoder's single forward pass, and the hybrid of the exact
+layer-wise LP with Adam for the samples the LP does not solve."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..chain import Chain
+from ..errors import InvalidInputError
+from .adam import Adam
+from .base import Inverter, RawSolution, relative_residual
+from .layerwise import Layerwise
+
+
+class Encoder(Inverter):
+    """``z = encoder(x)`` (the mean when the encoder returns ``(mean, log-variance)``), as VAEs
+    come with one. One forward pass; uniqueness is never certified.
+
+    Args:
+        encoder: module mapping images ``(B, *out)`` to ``(B, k)`` or a tuple whose first item is.
+    """
+
+    name = "encoder"
+
+    def __init__(self, *, encoder: nn.Module) -> None:
+        if not isinstance(encoder, nn.Module):
+            raise InvalidInputError(f"Expected: encoder as a torch.nn.Module, Got: {type(encoder).__name__}")
+        self.encoder = encoder
+
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
+        enc = copy.deepcopy(self.encoder).to(dtype=x.dtype, device=x.device).eval()
+        with torch.no_grad():
+            out = enc(x.reshape(x.shape[0], *chain.out_shape))
+        z = (out[0] if isinstance(out, (tuple, list)) else out).reshape(x.shape[0], -1)
+        if z.shape[1] != chain.in_dim:
+            raise InvalidInputError(f"encoder returns {z.shape[1]} latents per sample, Expected: {chain.in_dim}")
+        B, L = x.shape[0], len(chain)
+        return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
+                           unique=torch.zeros(B, L, dtype=torch.bool), methods=["encoder"] * B,
+                           messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),
+                           failed=torch.zeros(B, dtype=torch.bool))
+
+
+class Hybrid(Inverter):
+    """The layer-wise LP where it solves ``G(z) = x``; elsewhere Adam started from the layer-wise
+    estimate (kept only where it fits better). Certified samples keep their EXACT status.
+
+    Args:
+        layerwise: the exact stage (default ``Layerwise()``).
+        adam: the refinement stage (default ``Adam(steps=500, lr=0.01)``).
+    """
+
+    name = "hybrid"
+
+    def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None) -> None:
+        self.layerwise = layerwise or Layerwise()
+        self.adam = adam or Adam(steps=500, lr=0.01)
+
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
+        raw = self.layerwise.solve(chain, x, rtol=rtol)
+        res = relative_residual(chain, raw.z, x).cpu()
+        todo = ((res > rtol) | raw.failed).nonzero().flatten()
+        if todo.numel() == 0:
+            return raw
+        dev_idx = todo.to(x.device)
+        refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx]).z
+        better = (relative_residual(chain, refined, x[dev_idx]).cpu() < res[todo])
+        for j, i in enumerate(todo.tolist()):
+            if better[j]:
+                raw.z[i] = refined[j]
+                raw.methods[i] = f"{raw.methods[i]}+adam"
+                raw.unique[i] = False
+                raw.failed[i] = raw.infeasible[i] = False
+                raw.messages[i] = f"refined by Adam from the layer-wise estimate ({raw.messages[i] or 'not exact'})"
+        return raw
