@@ -20,7 +20,7 @@ install: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
 run: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/invert.py model=mnist_mlp
 
 test: install
 	$(BIN)/python -m pytest

@@ -21,7 +21,7 @@ def _cfg(name, tmp_path):
 
 
 def test_every_shipped_model_has_a_config():
-    assert {p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")} == set(SPECS)
+    assert set(SPECS) <= {p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")}
 
 
 @pytest.mark.parametrize("name", list(SPECS))
