@@ -105,6 +105,10 @@ def sample_metrics(r: gi.InversionResult, x: torch.Tensor, z: torch.Tensor | Non
 def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Compare ``cfg.inverter`` methods on ``cfg.data`` for ``cfg.model``; returns metrics.json's content."""
     out_dir = Path(out_dir)
+    done = out_dir / "metrics.json"
+    if done.exists() and not cfg.get("overwrite", False):  # a re-run sweep skips finished jobs
+        log.info("%s exists: run already finished, skipped (overwrite=true to redo)", done)
+        return json.loads(done.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     G, k, pixel_range, encoder = build_generator(cfg)
     chain = gi.to_chain(G, latent_shape=(k,))

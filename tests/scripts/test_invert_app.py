@@ -72,3 +72,21 @@ def test_encoder_is_skipped_for_a_model_without_one(tmp_path):
     cfg = _cfg(["model=random_relu", "model.latent_dim=4", "model.widths=[16,48]", "data=[generated]",
                 "data.generated.n=3", "inverter=[encoder,layerwise]"])
     assert set(invert.run(cfg, tmp_path)["results"]) == {"generated/layerwise"}
+
+
+def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
+    import aggregate
+
+    base = ["model=random_relu", "model.widths=[40,120]", "data=[generated]", "data.generated.n=8",
+            "inverter=[layerwise]"]
+    for i, k in enumerate((4, 8, 60)):  # k=60: the 60->40 layer contracts, nothing is EXACT
+        invert.run(_cfg(base + [f"model.latent_dim={k}"]), tmp_path / str(i))
+    stamp = (tmp_path / "0" / "metrics.json").stat().st_mtime_ns
+    invert.run(_cfg(base + ["model.latent_dim=4"]), tmp_path / "0")  # resumed sweep: skipped
+    assert (tmp_path / "0" / "metrics.json").stat().st_mtime_ns == stamp
+    rows = aggregate.aggregate(tmp_path)
+    assert [r["model.latent_dim"] for r in rows] == [4, 8, 60]
+    assert [r["exact_rate"] for r in rows][:2] == [1.0, 1.0] and rows[2]["exact_rate"] == 0.0
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 4
+    with Image.open(tmp_path / "summary.png") as im:
+        assert im.size[0] > 100
