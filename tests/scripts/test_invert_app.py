@@ -90,3 +90,17 @@ def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
     assert (tmp_path / "summary.csv").read_text().count("\n") == 4
     with Image.open(tmp_path / "summary.png") as im:
         assert im.size[0] > 100
+
+
+def test_experiment_files_list_only_what_differs():
+    cfg = _cfg(["+experiment=relu_latent_sweep"])
+    assert cfg.model.name == "random_relu" and list(cfg.model.widths) == [250, 600]
+    assert set(cfg.data) == {"generated"} and set(cfg.inverter) == {"layerwise", "adam"}
+    assert cfg.seed == 0  # untouched defaults stay
+
+
+def test_a_bad_override_fails_in_hydra_not_in_our_code():
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+
+    with pytest.raises((MissingConfigException, ConfigCompositionException), match="stylegan"):
+        _cfg(["model=stylegan"])
