@@ -117,7 +117,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     for dname, (x, z) in data.items():
         x = x.reshape(x.shape[0], *chain.out_shape)
         data_range = float(x.max() - x.min()) or 1.0
-        shown[dname] = {"target": x[:cfg.show]}
+        cols = torch.linspace(0, x.shape[0] - 1, min(cfg.show, x.shape[0])).long()  # spread over the batch
+        shown[dname] = {"target": x[cols]}
         for mname, inv in invs.items():
             r = gi.invert(chain, x, method=inv)
             sm = sample_metrics(r, x, z, data_range)
@@ -130,7 +131,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                     s[f"success@{t:g}"] = (sm["latent_rel_err"] <= t).float().mean().item()
             summary[f"{dname}/{mname}"] = s
             latents[f"{dname}/{mname}"] = r.z.detach().cpu()
-            shown[dname][mname] = r.x_hat[:cfg.show]
+            shown[dname][mname] = r.x_hat[cols]
             for i in range(B):
                 rows.append({"data": dname, "method": mname, "index": i, "status": r.status[i].name,
                              "method_path": r.methods[i], "residual": r.residual[i].item(),
@@ -158,11 +159,12 @@ def _picture(shown: dict, pixel_range, path: Path) -> None:
     for r, (d, name, imgs) in enumerate(panels):
         for c in range(ncol):
             ax = axes[r][c]
-            ax.set_xticks([]), ax.set_yticks([])
+            ax.axis("off")
             if c < imgs.shape[0]:
                 img = imgs[c].detach().float().reshape(-1, imgs.shape[-1]).cpu()
                 ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi != float("inf") else None)
-        axes[r][0].set_ylabel(f"{d}\n{name}", rotation=0, ha="right", va="center", fontsize=8)
+        axes[r][0].text(-0.08, 0.5, f"{d}\n{name}", transform=axes[r][0].transAxes, ha="right", va="center",
+                        fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
