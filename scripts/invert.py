@@ -142,8 +142,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                "config": OmegaConf.to_container(cfg, resolve=True), "results": summary}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with open(out_dir / "samples.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted({k for row in rows for k in row}, key=list(rows[0]).index
-                                                    if rows else None))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
     torch.save({"z_star": {d: z for d, (_, z) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")

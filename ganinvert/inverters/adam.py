@@ -91,7 +91,9 @@ class LatentOptimizer(Inverter):
             if step == self.steps:
                 break
             opt.zero_grad(set_to_none=True)
-            self._loss(chain, z, xr).sum().backward() if self.negation_check else loss.sum().backward()
+            if self.negation_check:  # z was flipped in place: the graph of `loss` is stale
+                loss = self._loss(chain, z, xr)
+            loss.sum().backward()
             opt.step()
             if self.box is not None:
                 with torch.no_grad():  # stochastic clipping: redraw what left the box
