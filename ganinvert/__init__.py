@@ -1,5 +1,7 @@
 """ganinvert: exact, certified inversion of generative models, one layer at a time."""
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from .api import default_rtol, invert
 from .adapters import to_chain
 from .converters import DEFAULT_CONVERTERS, Affine, Reshape
@@ -10,6 +12,11 @@ from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, Inve
 from .inverters import INVERTERS, Adam, Encoder, GradientDescent, Hybrid, Inverter, Layerwise
 from .lp import SOLVERS
 from .result import InversionResult, Status
+
+try:
+    __version__ = _version("ganinvert")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "INVERTERS", "SOLVERS", "Adam", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise",

@@ -22,10 +22,10 @@ import matplotlib
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 import ganinvert as gi
 import models
+from ganinvert.metrics import sample_metrics, summarize
 from ganinvert.nets import random_mlp
 from models.data import load_mnist
 
@@ -33,7 +33,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger(__name__)
-THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 DATA_SEED_OFFSET = 1_000_003
 
 
@@ -81,27 +80,6 @@ def inverters(cfg: DictConfig, encoder) -> dict[str, gi.Inverter]:
     return invs
 
 
-def _ssim(xh: torch.Tensor, x: torch.Tensor, data_range: float) -> torch.Tensor:
-    """Per-sample SSIM for (B, C, H, W) images; nan where the image is too small for its 11x11
-    window (the random nets' 1 x n outputs)."""
-    if x.dim() != 4 or min(x.shape[-2:]) < 11:
-        return torch.full((x.shape[0],), float("nan"))
-    return torch.stack([structural_similarity_index_measure(xh[i:i + 1].float(), x[i:i + 1].float(),
-                                                            data_range=data_range) for i in range(x.shape[0])])
-
-
-def sample_metrics(r: gi.InversionResult, x: torch.Tensor, z: torch.Tensor | None, data_range: float) -> dict:
-    B = x.shape[0]
-    xh = r.x_hat.reshape(B, -1)
-    out_err = (xh - x.reshape(B, -1)).norm(dim=1) / x.reshape(B, -1).norm(dim=1).clamp(min=1e-300)
-    m = {"output_rel_err": out_err, "psnr": torch.stack([
-        peak_signal_noise_ratio(r.x_hat[i:i + 1].float(), x[i:i + 1].float(), data_range=data_range) for i in range(B)]),
-        "ssim": _ssim(r.x_hat, x, data_range)}
-    if z is not None:
-        m["latent_rel_err"] = (r.z.reshape(B, -1) - z).norm(dim=1) / z.norm(dim=1)
-    return m
-
-
 def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Compare ``cfg.inverter`` methods on ``cfg.data`` for ``cfg.model``; returns metrics.json's content."""
     out_dir = Path(out_dir)
@@ -121,14 +99,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         shown[dname] = {"target": x[cols]}
         for mname, inv in invs.items():
             r = gi.invert(chain, x, method=inv)
-            sm = sample_metrics(r, x, z, data_range)
+            sm = sample_metrics(r, x, z, data_range=data_range)
             B = x.shape[0]
-            s = {"samples": B, "seconds": r.timings["total"], "ms_per_sample": 1e3 * r.timings["total"] / B,
-                 "exact_rate": r.exact.float().mean().item(), "solved_rate": r.solved.float().mean().item(),
-                 "counts": r.counts(), **{f"median_{key}": v.median().item() for key, v in sm.items()}}
-            if z is not None:
-                for t in THRESHOLDS:
-                    s[f"success@{t:g}"] = (sm["latent_rel_err"] <= t).float().mean().item()
+            s = summarize(r, sm)
             summary[f"{dname}/{mname}"] = s
             latents[f"{dname}/{mname}"] = r.z.detach().cpu()
             shown[dname][mname] = r.x_hat[cols]
@@ -181,6 +154,8 @@ def table(metrics: dict) -> str:
 @hydra.main(config_path="../conf", config_name="invert", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     out = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
+    if cfg.threads:  # per process: each sweep job is its own process
+        torch.set_num_threads(cfg.threads)
     metrics = run(cfg, out)
     print(f"{cfg.model.name}: results in {out}\n{table(metrics)}")
 

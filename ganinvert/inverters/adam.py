@@ -48,13 +48,19 @@ class LatentOptimizer(Inverter):
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None) -> RawSolution:
         """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
+        if torch.is_inference_mode_enabled():
+            raise InvalidInputError(
+                f"Expected: autograd available for {self.name} (it follows gradients of ||G(z) - x||^2), "
+                "Got: a call under torch.inference_mode(). Fix: call it outside inference mode; "
+                "in Lightning, build the Trainer with inference_mode=False")
         B, k, L = x.shape[0], chain.in_dim, len(chain)
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         z = torch.empty(B, k, dtype=x.dtype, device=x.device)
         per_chunk = max(1, self.max_rows // self.restarts)
         for s in range(0, B, per_chunk):
             warm = None if z0 is None else z0[s:s + per_chunk]
-            z[s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
+            with torch.enable_grad():  # also under an outer no_grad (Lightning's test loop)
+                z[s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
         return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
                            unique=torch.zeros(B, L, dtype=torch.bool), methods=[self.name] * B,
                            messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),

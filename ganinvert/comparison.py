@@ -1,0 +1,120 @@
+"""``InversionComparison``: a LightningModule that inverts each batch with several methods and
+logs their metrics, so a ``lightning.Trainer`` brings progress bars, loggers and multi-device
+(DDP) runs to an inversion benchmark::
+
+    module = InversionComparison(G, {"layerwise": "layerwise", "adam": ganinvert.Adam(steps=500)})
+    trainer = lightning.Trainer(inference_mode=False)   # Adam follows gradients
+    trainer.test(module, DataLoader(TensorDataset(x, z_star), batch_size=64))
+    module.sample_rows   # one dict per sample and method (status, errors, time)
+
+Batches are ``x`` or ``(x,)`` (no known latent) or ``(x, z_star)``. Logged per method, averaged
+over the epoch weighted by batch size (``sync_dist`` across devices): ``exact_rate``,
+``solved_rate``, ``success@t`` for each latent-error threshold (when ``z_star`` is known),
+``log10_latent_rel_err`` (so its epoch mean is a geometric mean), ``output_rel_err``,
+``psnr``, ``ssim`` (image outputs only) and ``ms_per_sample``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from .adapters import to_chain
+from .api import invert
+from .chain import Chain
+from .errors import InvalidInputError
+from .inverters import Inverter
+from .metrics import THRESHOLDS, sample_metrics
+from .result import InversionResult
+
+
+class InversionComparison(L.LightningModule):
+    """Compare inverters batch by batch under a Lightning ``Trainer``.
+
+    Args:
+        generator: the generator module (eval mode; moved to the Trainer's device with this module).
+        inverters: name -> inverter (an :class:`ganinvert.Inverter` or a method name such as
+            ``"layerwise"``); each batch is inverted by each, in this order.
+        latent_shape: per-sample latent shape when it cannot be inferred.
+        rtol: tolerance of ``G(z) = x`` (default by dtype, see :func:`ganinvert.invert`).
+        data_range: pixel range for PSNR/SSIM (default: the batch's max - min).
+        thresholds: latent relative errors for ``success@t``.
+    """
+
+    def __init__(self, generator: nn.Module, inverters: Mapping[str, Inverter | str], *,
+                 latent_shape: Sequence[int] | None = None, rtol: float | None = None,
+                 data_range: float | None = None, thresholds: Sequence[float] = THRESHOLDS) -> None:
+        super().__init__()
+        if not isinstance(generator, nn.Module):
+            raise InvalidInputError(f"Expected: generator as a torch.nn.Module, Got: {type(generator).__name__}")
+        if not inverters:
+            raise InvalidInputError("Expected: at least one inverter, e.g. {'layerwise': 'layerwise'}, Got: none")
+        self.generator = generator.eval()
+        self.inverters = dict(inverters)
+        self.latent_shape = None if latent_shape is None else tuple(latent_shape)
+        self.rtol, self.data_range, self.thresholds = rtol, data_range, tuple(thresholds)
+        self.sample_rows: list[dict] = []
+        self._chain: Chain | None = None
+        self._seen = 0
+
+    def _get_chain(self) -> Chain:
+        if self._chain is None:  # the weights are fixed: convert once per run
+            self._chain = to_chain(self.generator.eval(), latent_shape=self.latent_shape)
+        return self._chain
+
+    def on_test_start(self) -> None:
+        self._chain, self._seen, self.sample_rows = None, 0, []
+
+    on_predict_start = on_test_start
+
+    @staticmethod
+    def _unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(batch, torch.Tensor):
+            return batch, None
+        if isinstance(batch, (tuple, list)) and len(batch) in (1, 2):
+            return batch[0], (batch[1] if len(batch) == 2 else None)
+        raise InvalidInputError(f"Expected: a batch x, (x,) or (x, z_star), Got: {type(batch).__name__} "
+                                f"of length {len(batch) if hasattr(batch, '__len__') else '?'}")
+
+    def invert_batch(self, batch) -> dict[str, tuple[InversionResult, dict[str, torch.Tensor]]]:
+        """Each method's result and per-sample metrics for one batch."""
+        x, z = self._unpack(batch)
+        chain = self._get_chain()
+        out = {}
+        for name, inv in self.inverters.items():
+            r = invert(chain, x, method=inv, rtol=self.rtol)
+            out[name] = (r, sample_metrics(r, x, z, data_range=self.data_range))
+        return out
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        x, _ = self._unpack(batch)
+        B = x.shape[0]
+        for name, (r, m) in self.invert_batch(batch).items():
+            logs = {"exact_rate": r.exact.float().mean().item(), "solved_rate": r.solved.float().mean().item(),
+                    "ms_per_sample": 1e3 * r.timings["total"] / B,
+                    "output_rel_err": m["output_rel_err"].mean().item(), "psnr": m["psnr"].mean().item()}
+            if not m["ssim"].isnan().any():
+                logs["ssim"] = m["ssim"].mean().item()
+            if "latent_rel_err" in m:
+                logs["log10_latent_rel_err"] = m["latent_rel_err"].clamp(min=1e-300).log10().mean().item()
+                for t in self.thresholds:
+                    logs[f"success@{t:g}"] = (m["latent_rel_err"] <= t).float().mean().item()
+            for key, v in logs.items():
+                self.log(f"{name}/{key}", v, batch_size=B, on_step=False, on_epoch=True, sync_dist=True)
+            for i in range(B):
+                self.sample_rows.append({"rank": self.global_rank, "index": self._seen + i, "method": name,
+                                         "status": r.status[i].name, "method_path": r.methods[i],
+                                         "residual": r.residual[i].item(), "ms": 1e3 * r.timings["total"] / B,
+                                         **{key: v[i].item() for key, v in m.items()}})
+        self._seen += B
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, InversionResult]:
+        """Each method's :class:`ganinvert.InversionResult` for the batch."""
+        return {name: r for name, (r, _) in self.invert_batch(batch).items()}
+
+    def configure_optimizers(self):  # nothing is trained
+        return None
+
