@@ -18,6 +18,9 @@ class Status(enum.IntEnum):
     FAILED = 4
     INVALID = 5
 
+    def __str__(self) -> str:  # "EXACT", not IntEnum's "0"
+        return self.name
+
     @property
     def message(self) -> str:
         return _MESSAGES[self]

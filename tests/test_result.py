@@ -19,3 +19,9 @@ def test_counts_and_summary():
     assert r.exact.tolist() == [True, False, True]
     assert r.summary() == ("layerwise: 3 samples (EXACT=2, INVALID=1); median relative residual "
                            "1.00e-12; 0.500 s")
+
+
+def test_status_prints_its_name():
+    from ganinvert import Status
+
+    assert str(Status.EXACT) == "EXACT" and f"{Status.INFEASIBLE}" == "INFEASIBLE"

@@ -104,3 +104,36 @@ def test_a_bad_override_fails_in_hydra_not_in_our_code():
 
     with pytest.raises((MissingConfigException, ConfigCompositionException), match="stylegan"):
         _cfg(["model=stylegan"])
+
+
+@pytest.mark.parametrize("launcher,target", [("local", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose_onto_the_plugins(launcher, target):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="invert", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "local":
+        assert cfg.hydra.launcher.n_jobs == 2 and cfg.hydra.launcher.backend == "loky"
+    else:
+        assert cfg.hydra.launcher.timeout_min == 60 and cfg.hydra.launcher.array_parallelism == 64
+
+
+def test_real_multirun_with_the_joblib_launcher_is_aggregated_and_resumes(tmp_path):
+    """The sweep a user types: two jobs in parallel processes, then the aggregated table; typing
+    it again (an interrupted sweep resumed) leaves the finished jobs untouched."""
+    import subprocess
+
+    import aggregate
+
+    cmd = [sys.executable, str(ROOT / "scripts" / "invert.py"), "-m", "hydra/launcher=local", "threads=1",
+           "model=random_relu", "model.latent_dim=4,60", "model.widths=[40,120]", "data=[generated]",
+           "data.generated.n=6", "inverter=[layerwise]", f"hydra.sweep.dir={tmp_path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "launching 2 jobs" in done.stdout + done.stderr
+    stamps = [(tmp_path / d / "metrics.json").stat().st_mtime_ns for d in ("0", "1")]
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("results in") == 2
+    assert [(tmp_path / d / "metrics.json").stat().st_mtime_ns for d in ("0", "1")] == stamps
+    rows = aggregate.aggregate(tmp_path)
+    assert [(r["model.latent_dim"], r["exact_rate"]) for r in rows] == [(4, 1.0), (60, 0.0)]
+    assert (tmp_path / "summary.csv").exists() and (tmp_path / "summary.png").stat().st_size > 1000
