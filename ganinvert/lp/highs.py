@@ -47,9 +47,9 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
     ``u0``, ``tol`` and ``max_iter`` are accepted for a uniform solver signature; HiGHS uses its
     own tolerances.
     """
-    A = prob.A.detach().cpu().numpy()
-    b = prob.b.detach().cpu().numpy()
-    n, k = A.shape
+    A_all = prob.A.detach().cpu().numpy()
+    b_all = prob.b.detach().cpu().numpy()
+    n, k = A_all.shape[-2:]
     lo, hi, w = (v.detach().cpu().numpy() for v in (prob.lo, prob.hi, prob.w))
     us, ts, oks, msgs = [], [], [], []
     c = np.zeros(k + 1)
@@ -57,6 +57,7 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
     col_lo = np.r_[np.full(k, prob.u_lo), 0.0]
     col_hi = np.r_[np.full(k, prob.u_hi), math.inf]
     for i in range(prob.batch):
+        A, b = (A_all, b_all) if A_all.ndim == 2 else (A_all[i], b_all[i])  # shared or per sample
         fin_hi, fin_lo = np.isfinite(hi[i]), np.isfinite(lo[i])
         WA = w[i][:, None] * A
         # w (A u + b) - t <= w hi   and   w (A u + b) + t >= w lo

@@ -6,7 +6,7 @@ row blocks of ``G``::
     [ W A, -1]   (hi rows)      [-W A, -1]   (lo rows)
     [ -I ,  0]   (u >= u_lo)    [  I ,  0]   (u <= u_hi)      [ 0, -1]   (t >= 0)
 
-The operator ``A`` is shared by the batch; only the row masks (open sides), weights ``W`` and
+The operator ``A`` is shared by the batch (or given per sample, ``(B, n, k)``); only the row masks (open sides), weights ``W`` and
 right-hand sides differ per sample, so each Newton step forms one ``(k+1) x (k+1)`` normal
 matrix per sample, ``G^T D G``, straight from ``A`` and solves it by batched Cholesky. Everything
 is plain torch: it runs unchanged on CUDA tensors. Converged samples leave the batch.
@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .problem import LayerProblem, LPSolution
+from .problem import LayerProblem, LPSolution, apply_rows, apply_rows_t, weighted_gram_batched
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class _Rows:
 
     def __init__(self, prob: LayerProblem) -> None:
         self.A, self.w, self.gram = prob.A, prob.w, prob.gram
-        self.n, self.k = prob.A.shape
+        self.n, self.k = prob.A.shape[-2:]
         B, dt, dev = prob.batch, prob.A.dtype, prob.A.device
         m_hi, m_lo = torch.isfinite(prob.hi), torch.isfinite(prob.lo)
         ones_k = torch.ones(B, self.k, dtype=dt, device=dev)
@@ -47,7 +47,8 @@ class _Rows:
 
     def take(self, idx: torch.Tensor) -> "_Rows":
         new = object.__new__(_Rows)
-        new.A, new.n, new.k, new.gram = self.A, self.n, self.k, self.gram
+        new.A = self.A if self.A.dim() == 2 else self.A[idx]
+        new.n, new.k, new.gram = self.n, self.k, self.gram
         new.w, new.mask, new.h = self.w[idx], self.mask[idx], self.h[idx]
         return new
 
@@ -58,13 +59,13 @@ class _Rows:
     def G(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, k+1) -> (B, m)``."""
         u, t = x[:, :-1], x[:, -1:]
-        wau = self.w * (u @ self.A.T)  # (B, n)
+        wau = self.w * apply_rows(self.A, u)  # (B, n)
         return torch.cat([wau - t, -wau - t, -u, u, -t], 1) * self.mask
 
     def GT(self, y: torch.Tensor) -> torch.Tensor:
         """``(B, m) -> (B, k+1)``."""
         y1, y2, y3, y4, y5 = self.split(y * self.mask)
-        gu = (self.w * (y1 - y2)) @ self.A - y3 + y4
+        gu = apply_rows_t(self.A, self.w * (y1 - y2)) - y3 + y4
         gt = -(y1.sum(1, keepdim=True) + y2.sum(1, keepdim=True) + y5)
         return torch.cat([gu, gt], 1)
 
@@ -74,9 +75,9 @@ class _Rows:
         B, k, A = d.shape[0], self.k, self.A
         du = self.w ** 2 * (d1 + d2)  # (B, n)
         K = torch.empty(B, k + 1, k + 1, dtype=d.dtype, device=d.device)
-        K[:, :k, :k] = self.gram(du)
+        K[:, :k, :k] = self.gram(du) if A.dim() == 2 else weighted_gram_batched(A, du)
         K[:, :k, :k].diagonal(dim1=1, dim2=2).add_(d3 + d4)
-        ut = (self.w * (d2 - d1)) @ A  # (B, k)
+        ut = apply_rows_t(A, self.w * (d2 - d1))  # (B, k)
         K[:, :k, k] = ut
         K[:, k, :k] = ut
         K[:, k, k] = d1.sum(1) + d2.sum(1) + d5[:, 0]
@@ -130,7 +131,7 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
     Returns:
         An :class:`LPSolution` for the whole batch.
     """
-    B, k = prob.batch, prob.A.shape[1]
+    B, k = prob.batch, prob.A.shape[-1]
     dt, dev = prob.A.dtype, prob.A.device
     rows_all = _Rows(prob)
     u = torch.zeros(B, k, dtype=dt, device=dev) if u0 is None else u0.to(dt).clone()

@@ -54,13 +54,29 @@ class WeightedGram:
         return out
 
 
+def apply_rows(A: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``A u`` per sample: ``(B, k) -> (B, n)`` for a shared ``A`` (n, k) or per-sample (B, n, k)."""
+    return u @ A.T if A.dim() == 2 else torch.bmm(A, u.unsqueeze(-1)).squeeze(-1)
+
+
+def apply_rows_t(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``A^T v`` per sample: ``(B, n) -> (B, k)``."""
+    return v @ A if A.dim() == 2 else torch.bmm(v.unsqueeze(1), A).squeeze(1)
+
+
+def weighted_gram_batched(A: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``A_i^T diag(w_i) A_i`` for per-sample ``A`` (B, n, k): ``(B, k, k)``."""
+    return torch.bmm(A.transpose(1, 2) * w.unsqueeze(1), A)
+
+
 @dataclass(frozen=True)
 class LayerProblem:
-    """A batch of layer LPs sharing one operator.
+    """A batch of layer LPs sharing one operator (or each with its own).
 
     Attributes:
-        A: ``(n, k)`` float64, shared by the batch.
-        b: ``(n,)``.
+        A: ``(n, k)`` float64, shared by the batch; or ``(B, n, k)``, one per sample (the
+            activation-pattern LP, whose rows depend on each sample's pattern).
+        b: ``(n,)``, or ``(B, n)`` with a per-sample ``A``.
         lo, hi: ``(B, n)`` bounds on ``A u + b`` (``+-inf`` where open).
         w: ``(B, n)`` positive row weights.
         u_lo, u_hi: scalar bounds on every input coordinate (``+-inf`` where open).
@@ -76,7 +92,7 @@ class LayerProblem:
     gram: WeightedGram = field(default=None, repr=False, compare=False)  # shared by sub-batches
 
     def __post_init__(self) -> None:
-        if self.gram is None:
+        if self.gram is None and self.A.dim() == 2:
             object.__setattr__(self, "gram", WeightedGram(self.A))
 
     @property
@@ -90,13 +106,16 @@ class LayerProblem:
 
     def select(self, idx: torch.Tensor) -> "LayerProblem":
         """The sub-batch ``idx`` (bool mask or indices)."""
+        if self.A.dim() == 3:
+            return LayerProblem(self.A[idx], self.b[idx], self.lo[idx], self.hi[idx], self.w[idx],
+                                self.u_lo, self.u_hi)
         return LayerProblem(self.A, self.b, self.lo[idx], self.hi[idx], self.w[idx],
                             self.u_lo, self.u_hi, self.gram)
 
     def row_slack(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted slacks ``(w (p - lo), w (hi - p))``, each ``(B, n)``; ``+inf`` on open sides,
         negative where violated; ``p = A u + b`` for ``u`` (B, k)."""
-        p = u @ self.A.T + self.b  # (B, n)
+        p = apply_rows(self.A, u) + self.b  # (B, n)
         return self.w * (p - self.lo), self.w * (self.hi - p)
 
     def violation(self, u: torch.Tensor) -> torch.Tensor:
