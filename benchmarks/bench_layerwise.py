@@ -70,6 +70,9 @@ def bench(name: str, G: nn.Module, n: int, n_highs: int, seed: int) -> None:
     t_lw = r.timings["total"]
     rows.append(("layerwise", t_lw, n, rel_err(r.z, z), r.residual, r.exact))
 
+    ro = gi.invert(chain, x, method="auto")  # layer-wise, then pattern LP and Adam polish
+    rows.append(("auto", ro.timings["total"], n, rel_err(ro.z, z), ro.residual, ro.exact))
+
     rh = gi.invert(chain, x[:n_highs], method=gi.Layerwise(solver="highs", fast_path=False))
     rows.append(("highs", rh.timings["total"], n_highs, rel_err(rh.z, z[:n_highs]), rh.residual, rh.exact))
 

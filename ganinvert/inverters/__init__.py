@@ -5,11 +5,12 @@ is only available as an instance."""
 from types import MappingProxyType
 
 from .adam import Adam, GradientDescent, LatentOptimizer
+from .auto import Auto
 from .base import Inverter, RawSolution
 from .hybrid import Encoder, Hybrid
 from .layerwise import Layerwise
 
-INVERTERS = MappingProxyType({c.name: c for c in (Layerwise, Adam, GradientDescent, Hybrid)})
+INVERTERS = MappingProxyType({c.name: c for c in (Layerwise, Auto, Adam, GradientDescent, Hybrid)})
 
-__all__ = ["INVERTERS", "Adam", "Encoder", "GradientDescent", "Hybrid", "Inverter", "LatentOptimizer",
+__all__ = ["INVERTERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "LatentOptimizer",
            "Layerwise", "RawSolution"]
