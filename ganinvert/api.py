@@ -84,8 +84,47 @@ def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float) -> list[str]:
     return reasons
 
 
+def _mask(mask: object, out_shape: tuple[int, ...], B: int, device) -> torch.Tensor:
+    """``mask`` as ``(B, n)`` bool on ``device``; True marks an observed pixel."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"a {mask.dtype} tensor"
+        raise InvalidInputError(f"Expected: mask as a bool tensor (True = observed pixel), Got: {got}. "
+                                "Hint: mask = observed > 0 or torch.as_tensor(m, dtype=torch.bool)")
+    shape = tuple(mask.shape)
+    if shape == out_shape:
+        mask = mask.unsqueeze(0).expand(B, *out_shape)
+    elif shape != (B, *out_shape):
+        raise ShapeMismatchError(f"Expected: mask of shape {out_shape} (one for the batch) or {(B, *out_shape)}, "
+                                 f"Got: {shape}")
+    mask = mask.reshape(B, -1).to(device)
+    if not mask.any(1).all():
+        raise InvalidInputError("Expected: every sample's mask to observe at least one pixel, Got: an "
+                                f"all-False mask for sample {int((~mask.any(1)).nonzero()[0])}")
+    return mask
+
+
+def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float) -> RawSolution:
+    """Solve each group of samples sharing a mask on the chain restricted to its observed rows."""
+    patterns, group = torch.unique(mask, dim=0, return_inverse=True)
+    B, L = x.shape[0], len(chain)
+    out = RawSolution(z=torch.zeros(B, chain.in_dim, dtype=x.dtype, device=x.device),
+                      layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
+                      unique=torch.zeros(B, L, dtype=torch.bool), methods=[""] * B, messages=[""] * B,
+                      infeasible=torch.zeros(B, dtype=torch.bool), failed=torch.zeros(B, dtype=torch.bool))
+    for g in range(patterns.shape[0]):
+        rows = (group == g).nonzero().flatten()
+        cols = patterns[g].nonzero().flatten()
+        raw = inverter.solve(chain.observe(cols), x[rows][:, cols], rtol=rtol)
+        r = rows.cpu()
+        out.z[rows], out.layer_residuals[r], out.unique[r] = raw.z, raw.layer_residuals, raw.unique
+        out.infeasible[r], out.failed[r] = raw.infeasible, raw.failed
+        for j, i in enumerate(r.tolist()):
+            out.methods[i], out.messages[i] = raw.methods[j], raw.messages[j]
+    return out
+
+
 def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "layerwise",
-           rtol: float | None = None, latent_shape: Sequence[int] | None = None,
+           mask: torch.Tensor | None = None, rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
@@ -96,6 +135,11 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device.
         method: ``"layerwise"`` (exact, default), ``"adam"`` (baseline), or an inverter
             instance carrying options, e.g. ``ganinvert.Layerwise(solver="highs")``.
+        mask: partial observations (inpainting): bool, True where a pixel is observed, shaped
+            like one output (shared by the batch) or ``(B, *out)``. Unobserved pixels of ``x``
+            are ignored (they may hold anything, NaN included); residuals are measured on the
+            observed ones. A row selection commutes with the activations, so the exact methods
+            apply unchanged to the observed rows.
         rtol: ``||G(z) - x|| / ||x||`` that counts as exact; default 1e-6 for float64 x,
             1e-4 for float32, 1e-2 for half precision.
         latent_shape: per-sample latent shape when it cannot be inferred.
@@ -121,6 +165,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     chain = chain.to(dtype=torch.float64, device=x.device)
     x64 = xb.detach().to(torch.float64).reshape(xb.shape[0], -1)  # (B, n)
+    obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], x.device)
+    if obs is not None:  # what is not observed is not data: zero it so validation ignores it
+        x64 = torch.where(obs, x64, torch.zeros_like(x64))
     t_adapt = time.perf_counter()
 
     reasons = _invalid_samples(chain, x64, rtol)
@@ -134,14 +181,16 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     raw: RawSolution | None = None
     idx = valid.nonzero().flatten()
     if idx.numel():
-        raw = inverter.solve(chain, x64[idx], rtol=rtol)
+        raw = (inverter.solve(chain, x64[idx], rtol=rtol) if obs is None
+               else _solve_masked(inverter, chain, x64[idx], obs[idx], rtol))
         z[idx] = raw.z
     t_solve = time.perf_counter()
 
     with torch.no_grad():
         x_hat64 = chain.forward_all(z)[-1]  # (B, n): one forward pass for x_hat and the residuals
     if raw is not None:
-        res = ((x_hat64[idx] - x64[idx]).norm(dim=1)
+        diff = x_hat64[idx] - x64[idx] if obs is None else (x_hat64[idx] - x64[idx]) * obs[idx]
+        res = (diff.norm(dim=1)
                / x64[idx].norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)).cpu()
         st, msg = assign_status(raw, res, rtol=rtol)
         cpu_idx = idx.cpu()

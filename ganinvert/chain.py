@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from .activations import Activation
-from .operators import LinearOperator
+from .operators import LinearOperator, RowSelect
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,14 @@ class Chain:
         return self.forward_all(z)[-1].reshape(z.shape[0], *self.out_shape)
 
     __call__ = forward
+
+    def observe(self, index: torch.Tensor) -> "Chain":
+        """The chain whose output is only the flat output entries ``index`` (partial
+        observations: the last layer keeps those rows, every other layer is unchanged)."""
+        last = self.layers[-1]
+        index = index.to(device=self.device)
+        sel = Layer(RowSelect(last.op, index), last.bias[index], last.act, (int(index.numel()),))
+        return Chain(self.layers[:-1] + (sel,), self.in_shape)
 
     def describe(self) -> str:
         """One line per layer: shapes, operator type and activation."""

@@ -200,3 +200,31 @@ def compose(first: LinearOperator, second: LinearOperator) -> LinearOperator:
     if isinstance(first, Dense) and isinstance(second, Dense):
         return Dense(second.weight @ first.weight, in_shape=first.in_shape, out_shape=second.out_shape)
     return Composed(first, second)
+
+
+class RowSelect(LinearOperator):
+    """The rows ``index`` of ``op`` (observed pixels): ``(P op)(u) = op(u)[index]``. A row
+    selection commutes with elementwise activations, so a masked layer is a layer again."""
+
+    def __init__(self, op: LinearOperator, index: torch.Tensor) -> None:
+        self.op, self.index = op, index.to(device=op.device)
+        self.in_shape, self.out_shape = op.in_shape, (int(index.numel()),)
+
+    dtype = property(lambda self: self.op.dtype)
+    device = property(lambda self: self.op.device)
+
+    def matvec(self, u):
+        return self.op.matvec(u)[:, self.index]
+
+    def rmatvec(self, v):
+        full = torch.zeros(v.shape[0], self.op.out_dim, dtype=v.dtype, device=v.device)
+        full[:, self.index] = v
+        return self.op.rmatvec(full)
+
+    def to(self, dtype=None, device=None) -> "RowSelect":
+        return RowSelect(self.op.to(dtype, device), self.index.to(device=device) if device else self.index)
+
+    def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
+        if isinstance(self.op, Dense):  # no need to build the unobserved rows
+            return self.op.dense(max_entries=max_entries)[self.index]
+        return super().dense(max_entries=max_entries)
