@@ -9,8 +9,9 @@ from .chain import Chain, Layer
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
                      LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,
                      UnsupportedLayerError)
-from .inverters import INVERTERS, Adam, Encoder, GradientDescent, Hybrid, Inverter, Layerwise
+from .inverters import INVERTERS, Adam, Auto, Encoder, GradientDescent, Hybrid, Inverter, Layerwise
 from .lp import SOLVERS
+from .report import GeneratorReport, inspect
 from .result import InversionResult, Status
 
 try:
@@ -19,8 +20,8 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
-    "INVERTERS", "SOLVERS", "Adam", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise",
-    "default_rtol", "invert",
+    "INVERTERS", "SOLVERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise",
+    "GeneratorReport", "default_rtol", "inspect", "invert",
     "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
     "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError",
     "Reshape", "ShapeMismatchError", "SolverError", "Status", "TrainingModeError",

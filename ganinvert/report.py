@@ -1,0 +1,81 @@
+"""``inspect(generator)``: per layer widths, expansion ratio and whether the exact layer-wise
+method can invert it alone, before any inversion is run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from torch import nn
+
+from .activations import ReLU
+from .adapters import Converter, to_chain
+from .chain import Chain
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """Attributes: ``index``; ``operator`` (type name); ``in_dim``, ``out_dim``; ``expansion``
+    (``out_dim / in_dim``); ``activation``; ``exact_alone`` (whether the layer's pre-image is
+    expected to be a point); ``note`` (why)."""
+
+    index: int
+    operator: str
+    in_dim: int
+    out_dim: int
+    expansion: float
+    activation: str
+    exact_alone: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class GeneratorReport:
+    """What :func:`inspect` finds; ``str()`` gives a table."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    layers: tuple[LayerInfo, ...]
+
+    @property
+    def exact_alone(self) -> bool:
+        """Every layer expands enough for the layer-wise method alone."""
+        return all(layer.exact_alone for layer in self.layers)
+
+    def __str__(self) -> str:
+        lines = [f"latent {self.in_shape} -> image {self.out_shape}",
+                 f"{'#':>2} {'operator':<16} {'in':>7} {'out':>7} {'ratio':>6} {'activation':<14} exact alone"]
+        for r in self.layers:
+            lines.append(f"{r.index:>2} {r.operator:<16} {r.in_dim:>7} {r.out_dim:>7} {r.expansion:6.2f} "
+                         f"{r.activation:<14} {'yes' if r.exact_alone else 'no'}: {r.note}")
+        lines.append("layer-wise method alone: " + ("expected exact" if self.exact_alone else
+                     "not enough; use method='auto' (pattern LP, Adam polish) or 'hybrid'"))
+        return "\n".join(lines)
+
+
+def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None = None,
+            converters: Mapping[type, Converter] | None = None) -> GeneratorReport:
+    """Widths, expansion ratios and which layers the exact method can invert alone.
+
+    The rule (DESIGN.md 3; Lei et al. 2019): a ReLU layer's pre-image is a point with high
+    probability when it at least doubles its width (about half its rows are positive); an
+    invertible activation (LeakyReLU, Tanh, Sigmoid, none) needs ``out >= in``; a contracting
+    layer never has a single-point pre-image. A rule of thumb for random-like weights, not a
+    certificate: :func:`ganinvert.invert` certifies per sample.
+    """
+    chain = generator if isinstance(generator, Chain) else to_chain(generator, latent_shape=latent_shape,
+                                                                    converters=converters)
+    rows, k = [], chain.in_dim
+    for i, layer in enumerate(chain.layers):
+        n = layer.op.out_dim
+        relu = isinstance(layer.act, ReLU)
+        need = 2 * k if relu else k
+        if n < k:
+            ok, note = False, f"contracts {k} -> {n}: its pre-image is never a single point"
+        elif n < need:
+            ok, note = False, f"ReLU expands only {n / k:.2f}x (< 2x): many samples will not be pinned"
+        else:
+            ok, note = True, ("ReLU expands >= 2x" if relu else "invertible activation, out >= in")
+        rows.append(LayerInfo(i, type(layer.op).__name__, k, n, n / k, repr(layer.act), ok, note))
+        k = n
+    return GeneratorReport(chain.in_shape, chain.out_shape, tuple(rows))
