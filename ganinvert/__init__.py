@@ -9,7 +9,7 @@ from .chain import Chain, Layer
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
                      LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,
                      UnsupportedLayerError)
-from .inverters import INVERTERS, Adam, Auto, Encoder, GradientDescent, Hybrid, Inverter, Layerwise
+from .inverters import INVERTERS, Adam, Auto, Encoder, GradientDescent, Hybrid, Inverter, Layerwise, Noisy
 from .lp import SOLVERS
 from .report import GeneratorReport, inspect
 from .result import InversionResult, Status
@@ -20,7 +20,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
-    "INVERTERS", "SOLVERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise",
+    "INVERTERS", "SOLVERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise", "Noisy",
     "GeneratorReport", "default_rtol", "inspect", "invert",
     "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
     "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError",

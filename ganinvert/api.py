@@ -14,7 +14,7 @@ from .activations import ReLU
 from .adapters import Converter, to_chain
 from .chain import Chain
 from .errors import InvalidInputError, InversionError, ShapeMismatchError
-from .inverters import INVERTERS, Inverter
+from .inverters import INVERTERS, Inverter, Noisy
 from .inverters.base import RawSolution, assign_status
 from .result import InversionResult, Status
 
@@ -118,13 +118,18 @@ def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch
         r = rows.cpu()
         out.z[rows], out.layer_residuals[r], out.unique[r] = raw.z, raw.layer_residuals, raw.unique
         out.infeasible[r], out.failed[r] = raw.infeasible, raw.failed
+        if raw.bound is not None:
+            if out.bound is None:
+                out.bound = torch.full((B,), float("nan"), dtype=torch.float64)
+            out.bound[r] = raw.bound
         for j, i in enumerate(r.tolist()):
             out.methods[i], out.messages[i] = raw.methods[j], raw.messages[j]
     return out
 
 
 def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "layerwise",
-           mask: torch.Tensor | None = None, rtol: float | None = None, latent_shape: Sequence[int] | None = None,
+           mask: torch.Tensor | None = None, norm: str | None = None, noise: float | None = None,
+           rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
@@ -140,6 +145,10 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             are ignored (they may hold anything, NaN included); residuals are measured on the
             observed ones. A row selection commutes with the activations, so the exact methods
             apply unchanged to the observed rows.
+        norm, noise: noisy observations: ``norm="linf"`` (the l_inf LP per layer with the
+            threshold schedule) or ``"l2"`` (least squares on the active set), ``noise`` the l_inf
+            noise level of x (None: estimated). Shorthand for ``method=ganinvert.Noisy(...)``;
+            results then carry ``bound``, the certified latent error where the theory gives one.
         rtol: ``||G(z) - x|| / ||x||`` that counts as exact; default 1e-6 for float64 x,
             1e-4 for float32, 1e-2 for half precision.
         latent_shape: per-sample latent shape when it cannot be inferred.
@@ -156,6 +165,12 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             gets status INVALID). Adapter errors from :func:`ganinvert.to_chain`.
     """
     t0 = time.perf_counter()
+    if norm is not None or noise is not None:
+        if not (isinstance(method, str) and method == "layerwise"):
+            raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
+                                    f"layer-wise LP), Got: method={method!r}. Hint: pass "
+                                    "method=ganinvert.Noisy(norm=..., noise=...) or drop method")
+        method = Noisy(norm=norm or "linf", noise=noise)
     inverter = _resolve_method(method)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
@@ -178,12 +193,15 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     layer_res = torch.full((B, L), float("nan"), dtype=torch.float64)
     unique = torch.zeros(B, L, dtype=torch.bool)
     status, methods, messages = [Status.INVALID] * B, ["none"] * B, list(reasons)
+    bound = torch.full((B,), float("nan"), dtype=torch.float64)
     raw: RawSolution | None = None
     idx = valid.nonzero().flatten()
     if idx.numel():
         raw = (inverter.solve(chain, x64[idx], rtol=rtol) if obs is None
                else _solve_masked(inverter, chain, x64[idx], obs[idx], rtol))
         z[idx] = raw.z
+        if raw.bound is not None:
+            bound[idx.cpu()] = raw.bound.cpu()
     t_solve = time.perf_counter()
 
     with torch.no_grad():
@@ -202,7 +220,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     result = InversionResult(
         z=z_out if batched else z_out[0], x_hat=x_hat if batched else x_hat[0], status=status,
         residual=residual, layer_residuals=layer_res, unique=unique, methods=methods,
-        messages=messages, method=inverter.name, batched=batched,
+        messages=messages, method=inverter.name, batched=batched, bound=bound,
         timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt, "total": time.perf_counter() - t0})
     logger.info("%s", result.summary())
     if throw and not all(s.solved for s in status):

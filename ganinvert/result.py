@@ -58,6 +58,8 @@ class InversionResult:
         methods: per sample, the solver path that produced z (e.g. ``"lstsq"``, ``"ipm"``).
         messages: per sample, an explanation ("" when EXACT).
         method: the inverter's name.
+        bound: ``(B,)`` float64: certified bound on ``||z - z*||_2`` where the method gives one
+            (noisy l_inf inversion with a known noise level), else nan.
         timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``...).
         batched: whether x had a batch dimension.
     """
@@ -71,6 +73,7 @@ class InversionResult:
     methods: list[str]
     messages: list[str]
     method: str
+    bound: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     batched: bool = True
 

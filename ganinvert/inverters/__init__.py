@@ -9,8 +9,9 @@ from .auto import Auto
 from .base import Inverter, RawSolution
 from .hybrid import Encoder, Hybrid
 from .layerwise import Layerwise
+from .noisy import Noisy
 
-INVERTERS = MappingProxyType({c.name: c for c in (Layerwise, Auto, Adam, GradientDescent, Hybrid)})
+INVERTERS = MappingProxyType({c.name: c for c in (Layerwise, Auto, Noisy, Adam, GradientDescent, Hybrid)})
 
 __all__ = ["INVERTERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "LatentOptimizer",
-           "Layerwise", "RawSolution"]
+           "Layerwise", "Noisy", "RawSolution"]

@@ -22,6 +22,7 @@ class RawSolution:
         messages: per sample, solver messages ("" when none).
         infeasible: ``(B,)`` bool, x provably outside the range of the last layer.
         failed: ``(B,)`` bool, a solver broke down.
+        bound: ``(B,)`` certified bound on ``||z - z*||_2`` (nan where none), or None.
     """
 
     z: torch.Tensor
@@ -31,6 +32,7 @@ class RawSolution:
     messages: list[str]
     infeasible: torch.Tensor
     failed: torch.Tensor
+    bound: torch.Tensor | None = None
 
 
 class Inverter:
