@@ -50,14 +50,16 @@ class Hybrid(Inverter):
 
     Args:
         layerwise: the exact stage (default ``Layerwise()``).
-        adam: the refinement stage (default ``Adam(steps=500, lr=0.01)``).
+        adam: the refinement stage (default ``Adam(steps=300, lr=0.05, restarts=8)``: the first
+            restart starts at the layer-wise estimate, the others at random, so a poor LP point
+            (an observation outside the range) cannot do worse than Adam from random starts).
     """
 
     name = "hybrid"
 
     def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None) -> None:
         self.layerwise = layerwise or Layerwise()
-        self.adam = adam or Adam(steps=500, lr=0.01)
+        self.adam = adam or Adam(steps=300, lr=0.05, restarts=8)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
