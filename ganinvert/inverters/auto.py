@@ -70,9 +70,6 @@ class Auto(Inverter):
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=8)
         self.pattern_rounds, self.polish_rounds = int(pattern_rounds), int(polish_rounds)
 
-    def _pattern(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, rtol: float):
-        return solve_pattern_lp(chain, z0, x, rtol=rtol, rounds=self.pattern_rounds)
-
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
         res = relative_residual(chain, raw.z, x).cpu()
@@ -89,15 +86,14 @@ class Auto(Inverter):
                 tag[j] = "adam"
         xt = x[todo.to(x.device)]
         best = relative_residual(chain, z, xt).cpu()
-        stages = [("pattern", None)] if pl else []
-        stages += ([("adam", self.adam)] + ([("pattern", None)] if pl else [])) * self.polish_rounds
-        for stage, _ in stages:
+        polish = ["adam", "pattern"] if pl else ["adam"]
+        for stage in (["pattern"] if pl else []) + polish * self.polish_rounds:
             open_ = (best > rtol).nonzero().flatten()
             if open_.numel() == 0:
                 break
             o = open_.to(x.device)
             if stage == "pattern":
-                cand = self._pattern(chain, z[o], xt[o], rtol).z
+                cand = solve_pattern_lp(chain, z[o], xt[o], rtol=rtol, rounds=self.pattern_rounds).z
             else:
                 cand = self.adam.solve(chain, xt[o], rtol=rtol, z0=z[o]).z
             r = relative_residual(chain, cand, xt[o]).cpu()
