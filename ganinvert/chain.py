@@ -85,6 +85,12 @@ class Chain:
             outs.append(h)
         return outs
 
+    def relative_residual(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``||G(z) - x||_2 / ||x||_2`` per sample, for flat ``z`` (B, k) and ``x`` (B, n)."""
+        with torch.no_grad():
+            xh = self.forward_all(z)[-1]
+        return (xh - x).norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``G(z)``: ``(B, *in_shape) -> (B, *out_shape)``."""
         return self.forward_all(z)[-1].reshape(z.shape[0], *self.out_shape)

@@ -42,9 +42,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     # inference_mode=False: the optimisation baselines follow gradients inside test_step.
     trainer = L.Trainer(logger=CSVLogger(out_dir, name="logs"), inference_mode=False,
                         **OmegaConf.to_container(cfg.trainer, resolve=True))
-    results, rows = {}, []
+    results, rows, out_shape = {}, [], gi.to_chain(G, latent_shape=(k,)).out_shape
     for dname, (x, z) in data.items():
-        x = x.reshape(x.shape[0], *gi.to_chain(G, latent_shape=(k,)).out_shape)
+        x = x.reshape(x.shape[0], *out_shape)
         ds = TensorDataset(x) if z is None else TensorDataset(x, z)
         (results[dname],) = trainer.test(module, DataLoader(ds, batch_size=cfg.batch_size), verbose=False)
         rows += [{"data": dname, **row} for row in module.sample_rows]

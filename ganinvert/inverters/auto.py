@@ -24,7 +24,7 @@ from ..errors import LayerTooLargeError
 from ..lp import invert_layer
 from ..lp.pattern import applies, solve_pattern_lp
 from .adam import Adam
-from .base import Inverter, RawSolution, relative_residual
+from .base import Inverter, RawSolution
 from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Auto(Inverter):
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
-        res = relative_residual(chain, raw.z, x).cpu()
+        res = chain.relative_residual(raw.z, x).cpu()
         todo = (res > rtol).nonzero().flatten()
         if todo.numel() == 0:
             return raw
@@ -85,7 +85,7 @@ class Auto(Inverter):
             for j in failed.nonzero().flatten().tolist():
                 tag[j] = "adam"
         xt = x[todo.to(x.device)]
-        best = relative_residual(chain, z, xt).cpu()
+        best = chain.relative_residual(z, xt).cpu()
         polish = ["adam", "pattern"] if pl else ["adam"]
         for stage in (["pattern"] if pl else []) + polish * self.polish_rounds:
             open_ = (best > rtol).nonzero().flatten()
@@ -96,7 +96,7 @@ class Auto(Inverter):
                 cand = solve_pattern_lp(chain, z[o], xt[o], rtol=rtol, rounds=self.pattern_rounds).z
             else:
                 cand = self.adam.solve(chain, xt[o], rtol=rtol, z0=z[o]).z
-            r = relative_residual(chain, cand, xt[o]).cpu()
+            r = chain.relative_residual(cand, xt[o]).cpu()
             better = r < best[open_]
             for j, i in enumerate(open_.tolist()):
                 if better[j]:

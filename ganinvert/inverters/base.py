@@ -50,14 +50,6 @@ class Inverter:
         return f"{type(self).__name__}({opts})"
 
 
-def relative_residual(chain: Chain, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``||G(z) - x||_2 / ||x||_2`` per sample (``x`` flat, (B, n))."""
-    with torch.no_grad():
-        xh = chain.forward_all(z)[-1]
-    denom = x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
-    return (xh - x).norm(dim=1) / denom
-
-
 def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float) -> tuple[list[Status], list[str]]:
     """Statuses from the verified forward residual: never EXACT without ``G(z) = x`` *and* a
     single-point certificate for every layer."""

@@ -11,7 +11,7 @@ from torch import nn
 from ..chain import Chain
 from ..errors import InvalidInputError
 from .adam import Adam
-from .base import Inverter, RawSolution, relative_residual
+from .base import Inverter, RawSolution
 from .layerwise import Layerwise
 
 
@@ -63,13 +63,13 @@ class Hybrid(Inverter):
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
-        res = relative_residual(chain, raw.z, x).cpu()
+        res = chain.relative_residual(raw.z, x).cpu()
         todo = ((res > rtol) | raw.failed).nonzero().flatten()
         if todo.numel() == 0:
             return raw
         dev_idx = todo.to(x.device)
         refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx]).z
-        better = (relative_residual(chain, refined, x[dev_idx]).cpu() < res[todo])
+        better = (chain.relative_residual(refined, x[dev_idx]).cpu() < res[todo])
         for j, i in enumerate(todo.tolist()):
             if better[j]:
                 raw.z[i] = refined[j]

@@ -84,8 +84,10 @@ class Noisy(Inverter):
         self.norm, self.noise, self.growth = norm, noise, float(growth)
         self.max_steps, self.max_dense_entries = int(max_steps), int(max_dense_entries)
 
-    def _layer(self, A, b, act, y, tau, u_range):
-        """Solve one layer for every sample, growing ``tau`` (B,) where infeasible."""
+    def _layer(self, A, b, act, y, tau, u_range, *, want_sigma: bool):
+        """Solve one layer for every sample, growing ``tau`` (B,) where infeasible. Returns
+        ``(u, t, tau, prob, sigma)``: ``prob`` is the layer LP at the final thresholds and
+        ``sigma`` a lower bound on ``sigma_min`` of its active rows (None unless l2 or asked)."""
         B, k = y.shape[0], A.shape[1]
         u = torch.zeros(B, k, dtype=y.dtype, device=y.device)
         t = torch.full((B,), math.inf, dtype=y.dtype, device=y.device)
@@ -99,24 +101,27 @@ class Noisy(Inverter):
                 break
             todo = todo[bad]
             tau[todo] *= self.growth
-        if self.norm == "l2":  # least squares on the active set the l_inf schedule settled on
-            lo, hi, w = threshold_bounds(act, y, tau[:, None])
-            prob = LayerProblem(A, b, lo, hi, w, *u_range)
+        lo, hi, w = threshold_bounds(act, y, tau[:, None])
+        prob = LayerProblem(A, b, lo, hi, w, *u_range)
+        sigma = None
+        if self.norm == "l2" or want_sigma:
             fp = lstsq_fast_path(prob, tol=torch.full((B,), math.inf, dtype=y.dtype, device=y.device))
-            ok = fp.sigma_min > 0  # enough active rows of full rank; else the LP point stays
-            u[ok] = fp.u[ok]
-            t = prob.violation(u)
-        return u, t, tau
+            sigma = fp.sigma_min
+            if self.norm == "l2":  # least squares on the active set the l_inf schedule settled on
+                ok = sigma > 0  # enough active rows of full rank; else the LP point stays
+                u[ok] = fp.u[ok]
+                t = prob.violation(u)
+        return u, t, tau, prob, sigma
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)
         res = torch.full((B, L), float("nan"), dtype=torch.float64)
         y = x
+        last = chain.layers[-1]
+        A_last = last.op.dense(max_entries=self.max_dense_entries)
         if self.noise is None:  # the smallest l_inf misfit with no threshold: a lower bound on the noise
-            last = chain.layers[-1]
             lo, hi, w = threshold_bounds(last.act, x, torch.zeros(B, 1, dtype=x.dtype, device=x.device))
-            A = last.op.dense(max_entries=self.max_dense_entries)
-            t0 = solve_ipm(LayerProblem(A, last.bias, lo, hi, w, *chain.input_range(L - 1))).t
+            t0 = solve_ipm(LayerProblem(A_last, last.bias, lo, hi, w, *chain.input_range(L - 1))).t
             tau = torch.maximum(t0, rtol * x.abs().amax(1))
         else:
             tau = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device).clamp(min=1e-300)
@@ -124,13 +129,11 @@ class Noisy(Inverter):
         valid = torch.ones(B, dtype=torch.bool, device=x.device)
         for i in reversed(range(L)):
             layer = chain.layers[i]
-            A = layer.op.dense(max_entries=self.max_dense_entries)
-            u, t, tau = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i))
+            A = A_last if i == L - 1 else layer.op.dense(max_entries=self.max_dense_entries)
+            u, t, tau, prob, sig = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i),
+                                               want_sigma=eps is not None)
             res[:, i] = t.cpu()
             if eps is not None:  # the certified bound, valid while tau >= the noise it must absorb
-                lo, hi, w = threshold_bounds(layer.act, y, tau[:, None])
-                prob = LayerProblem(A, layer.bias, lo, hi, w, *chain.input_range(i))
-                sig = lstsq_fast_path(prob, tol=torch.full((B,), math.inf, dtype=x.dtype, device=x.device)).sigma_min
                 valid &= (tau >= eps * (1 - 1e-9)) & (sig > 0) & (t <= tau * (1 + 1e-9) + 1e-12)
                 eps = torch.where(sig > 0, 2 * eps * prob.eq.sum(1).to(x.dtype).sqrt() / sig.clamp(min=1e-300),
                                   torch.full_like(eps, math.inf))

@@ -97,11 +97,6 @@ class PatternSolution:
     rounds: torch.Tensor
 
 
-def _relative_residual(chain: Chain, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    xh = chain.forward_all(z)[-1]
-    return (xh - x).norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
-
-
 def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, rounds: int = 5,
                      max_iter: int = 100, chunk: int | None = None,
                      patterns: list[torch.Tensor] | None = None) -> PatternSolution:
@@ -114,7 +109,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
     B, k = z0.shape
     with torch.no_grad():
         best_z = z0.clone()
-        best = _relative_residual(chain, z0, x)
+        best = chain.relative_residual(z0, x)
         n_rows = sum(layer.op.out_dim for layer in chain.layers)
         chunk = chunk or max(1, (1 << 23) // (n_rows * (k + 1)))
         used = torch.zeros(B, dtype=torch.long, device=z0.device)
@@ -133,7 +128,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
                 used[idx] += 1
                 for p, q in zip(pats, patterns_at(chain, sol.u), strict=True):  # flip what the optimum violates
                     p[idx] = q
-            res = _relative_residual(chain, z[live], x[live])
+            res = chain.relative_residual(z[live], x[live])
             better = res < best[live]
             best_z[live[better]], best[live[better]] = z[live[better]], res[better]
             live = live[best[live] > rtol]
