@@ -7,7 +7,13 @@ Voroninski 2018 for plain gradient descent with the negation check). One loop se
   coordinates that leave it are redrawn uniformly inside;
 - ``negation_check``: at every step, ``-z`` replaces ``z`` where it fits better;
 - samples are processed in chunks of at most ``max_rows`` rows (samples x restarts), so memory
-  stays bounded and no tail batch is dropped.
+  stays bounded and no tail batch is dropped;
+- ``loss="preactivation"``: instead of ``||G(z) - x||^2``, the squared distance of the last
+  layer's pre-activation to the interval the observation allows (``= x`` on a positive ReLU
+  pixel, ``<= 0`` on a zero one; the activation's :meth:`bounds`). Same minimisers on realizable
+  data, but a positive pixel whose pre-activation went negative still has a gradient; measured on
+  the paper's decoder, it makes Adam's endpoints better seeds for the pattern LP (12% of seeds
+  reach ``G(z) = x`` against 9%). ``endpoints`` returns every restart's point, not just the best.
 
 They cannot certify uniqueness, so their best status is EXACT_NONUNIQUE.
 """
@@ -34,7 +40,8 @@ class LatentOptimizer(Inverter):
 
     def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1, init_std: float = 1.0,
                  seed: int = 0, z_penalty: float = 0.0, box: float | None = None,
-                 negation_check: bool = False, max_rows: int = 65536, log_every: int = 0) -> None:
+                 negation_check: bool = False, max_rows: int = 65536, log_every: int = 0,
+                 loss: str = "output") -> None:
         if steps < 1 or restarts < 1 or not lr > 0 or not init_std > 0 or max_rows < 1:
             raise InvalidInputError(f"Expected steps >= 1, restarts >= 1, lr > 0, init_std > 0, max_rows >= 1, "
                                     f"Got: steps={steps}, restarts={restarts}, lr={lr}, init_std={init_std}, "
@@ -44,35 +51,61 @@ class LatentOptimizer(Inverter):
         self.steps, self.lr, self.restarts = int(steps), float(lr), int(restarts)
         self.init_std, self.seed, self.z_penalty = float(init_std), int(seed), float(z_penalty)
         self.box, self.negation_check = (None if box is None else float(box)), bool(negation_check)
-        self.max_rows, self.log_every = int(max_rows), int(log_every)
+        if loss not in ("output", "preactivation"):
+            raise InvalidInputError(f"Expected loss 'output' or 'preactivation', Got: {loss!r}")
+        self.max_rows, self.log_every, self.loss = int(max_rows), int(log_every), loss
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None) -> RawSolution:
         """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
-        if torch.is_inference_mode_enabled():
-            raise InvalidInputError(
-                f"Expected: autograd available for {self.name} (it follows gradients of ||G(z) - x||^2), "
-                "Got: a call under torch.inference_mode(). Fix: call it outside inference mode; "
-                "in Lightning, build the Trainer with inference_mode=False")
-        B, k, L = x.shape[0], chain.in_dim, len(chain)
-        gen = torch.Generator(device=x.device).manual_seed(self.seed)
-        z = torch.empty(B, k, dtype=x.dtype, device=x.device)
-        per_chunk = max(1, self.max_rows // self.restarts)
-        for s in range(0, B, per_chunk):
-            warm = None if z0 is None else z0[s:s + per_chunk]
-            with torch.enable_grad():  # also under an outer no_grad (Lightning's test loop)
-                z[s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
+        B, L = x.shape[0], len(chain)
+        z, loss = self._restarts(chain, x, z0)  # (R, B, k), (R, B)
+        z = z[loss.argmin(0), torch.arange(B, device=x.device)]  # the restart with the lowest loss
         return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
                            unique=torch.zeros(B, L, dtype=torch.bool), methods=[self.name] * B,
                            messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),
                            failed=torch.zeros(B, dtype=torch.bool))
 
-    def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:
-        loss = ((chain.forward_all(z)[-1] - xr) ** 2).sum(1)  # (rows,)
+    def endpoints(self, chain: Chain, x: torch.Tensor, *, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """Every restart's best point, ``(R, B, k)`` (seeds for the pattern LP)."""
+        return self._restarts(chain, x, z0)[0]
+
+    def _restarts(self, chain: Chain, x: torch.Tensor, z0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_inference_mode_enabled():
+            raise InvalidInputError(
+                f"Expected: autograd available for {self.name} (it follows gradients of ||G(z) - x||^2), "
+                "Got: a call under torch.inference_mode(). Fix: call it outside inference mode; "
+                "in Lightning, build the Trainer with inference_mode=False")
+        B, k, R = x.shape[0], chain.in_dim, self.restarts
+        gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        z = torch.empty(R, B, k, dtype=x.dtype, device=x.device)
+        loss = torch.empty(R, B, dtype=x.dtype, device=x.device)
+        per_chunk = max(1, self.max_rows // R)
+        for s in range(0, B, per_chunk):
+            warm = None if z0 is None else z0[s:s + per_chunk]
+            with torch.enable_grad():  # also under an outer no_grad (Lightning's test loop)
+                z[:, s:s + per_chunk], loss[:, s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
+        return z, loss
+
+    def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb=None) -> torch.Tensor:
+        if rb is None:
+            loss = ((chain.forward_all(z)[-1] - xr) ** 2).sum(1)  # (rows,)
+        else:  # distance of the last pre-activation to the interval [lo, hi] the observation allows
+            h = z
+            for layer in chain.layers[:-1]:
+                h = layer.forward(h)
+            last = chain.layers[-1]
+            p = last.op.matvec(h) + last.bias
+            loss = ((rb.weight * (torch.relu(rb.lo - p) + torch.relu(p - rb.hi))) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
-    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator, warm: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator,
+             warm: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, R = x.shape[0], chain.in_dim, self.restarts
         xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
+        rb = None
+        if self.loss == "preactivation":
+            tol = 1e-9 * xr.abs().amax(1, keepdim=True).clamp(min=1.0)
+            rb = chain.layers[-1].act.bounds(xr, tol=tol)
         z = self.init_std * torch.randn(R * b, k, generator=gen, dtype=x.dtype, device=x.device)
         if self.box is not None:
             z = z.clamp(-self.box, self.box)
@@ -84,10 +117,10 @@ class LatentOptimizer(Inverter):
         best = torch.full((R * b,), math.inf, dtype=x.dtype, device=x.device)
         best_z = z.detach().clone()
         for step in range(self.steps + 1):
-            loss = self._loss(chain, z, xr)
+            loss = self._loss(chain, z, xr, rb)
             with torch.no_grad():
                 if self.negation_check:  # Huang et al.: the mirrored point may sit in a better basin
-                    neg = self._loss(chain, -z, xr)
+                    neg = self._loss(chain, -z, xr, rb)
                     flip = neg < loss
                     z[flip] = -z[flip]
                     loss = torch.where(flip, neg, loss)
@@ -98,7 +131,7 @@ class LatentOptimizer(Inverter):
                 break
             opt.zero_grad(set_to_none=True)
             if self.negation_check:  # z was flipped in place: the graph of `loss` is stale
-                loss = self._loss(chain, z, xr)
+                loss = self._loss(chain, z, xr, rb)
             loss.sum().backward()
             opt.step()
             if self.box is not None:
@@ -107,8 +140,7 @@ class LatentOptimizer(Inverter):
                     z[out] = (torch.rand(int(out.sum()), generator=gen, dtype=x.dtype, device=x.device) * 2 - 1) * self.box
             if self.log_every and step % self.log_every == 0:
                 logger.info("%s step %d/%d: median loss %.3e", self.name, step, self.steps, best.median().item())
-        best_r = best.view(R, b).argmin(0)  # (b,) restart with the lowest loss per sample
-        return best_z.view(R, b, k)[best_r, torch.arange(b, device=x.device)]
+        return best_z.view(R, b, k), best.view(R, b)
 
 
 class Adam(LatentOptimizer):

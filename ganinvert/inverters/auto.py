@@ -2,25 +2,33 @@
 ``G(z) = x`` (DESIGN.md 3):
 
 1. the layer-wise pass (certified least squares, then the layer LP);
-2. for the samples it leaves without ``G(z) = x``, the activation-pattern LP over all layers,
-   seeded by the layer-wise estimate (or, where a layer failed outright, by Adam);
-3. for those still open, Adam started from the best point so far, then the pattern LP again
-   from Adam's point ("Adam polish").
+2. for the samples it leaves without ``G(z) = x``, the activation-pattern descent
+   (:func:`~ganinvert.lp.pattern.solve_pattern_lp`) from several seeds per sample: the
+   layer-wise estimate and every restart of Adam (on the pre-activation loss, the first restart
+   warm from the layer-wise estimate);
+3. for those still open, ``kicks`` rounds of iterated local search: each seed's best point is
+   moved by Gaussian noise of ``kick_scale * ||z|| / sqrt(k)`` and the descent runs again from
+   there. A descent ends in a local minimum of the l_inf misfit; a kick is a cheaper way out of
+   it than a fresh restart (measured on the paper's decoder, on the 62 samples of 1000 that the
+   layer-wise pass and one Adam polish leave open: 4 seeds and 13 kicks solve all 62 in 25 s,
+   32 fresh seeds 48 in 77 s).
 
 An answer found by stages 2-3 is certified the same way as a layer-wise one: walking down the
 generator from ``G(z)``, every layer's pre-image of its true output must be a single point,
 and then ``z = z*``; otherwise the status is EXACT_NONUNIQUE (``G(z) = x``, ``z`` maybe not
-``z*``). Generators with non-piecewise-linear hidden activations skip the pattern LP.
+``z*``). Generators with non-piecewise-linear hidden activations skip the pattern LP: there
+stage 2 keeps Adam's best restart.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
 from ..chain import Chain
-from ..errors import LayerTooLargeError
+from ..errors import InvalidInputError, LayerTooLargeError
 from ..lp import invert_layer
 from ..lp.pattern import applies, solve_pattern_lp
 from .adam import Adam
@@ -52,23 +60,73 @@ def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Laye
 
 
 class Auto(Inverter):
-    """Layer-wise LP, then the activation-pattern LP, then Adam polish (see the module doc).
+    """Layer-wise LP, then the activation-pattern descent from Adam's restarts, then kicks (see
+    the module doc).
 
     Args:
         layerwise: the first stage and the certifier (default ``Layerwise()``).
-        adam: the polish stage (default ``Adam(steps=300, lr=0.05, restarts=8)``: the first
-            restart starts at the best point so far, the others at random).
-        pattern_rounds: pattern LPs per seed (each re-reads the pattern at the last optimum).
-        polish_rounds: rounds of Adam from the best point, then the pattern LP from Adam's.
+        adam: the seeds (default ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation")``;
+            its first restart starts at the layer-wise estimate).
+        pattern_rounds: pattern LPs per descent (each flips the walls that block it).
+        kicks: rounds of kick-and-descend for the samples still open.
+        kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
+        seed: the kicks' random stream.
     """
 
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None,
-                 pattern_rounds: int = 5, polish_rounds: int = 3) -> None:
+                 pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3, seed: int = 0) -> None:
+        if pattern_rounds < 1 or kicks < 0 or not kick_scale > 0:
+            raise InvalidInputError(f"Expected pattern_rounds >= 1, kicks >= 0, kick_scale > 0, Got: "
+                                    f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}")
         self.layerwise = layerwise or Layerwise()
-        self.adam = adam or Adam(steps=300, lr=0.05, restarts=8)
-        self.pattern_rounds, self.polish_rounds = int(pattern_rounds), int(polish_rounds)
+        self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation")
+        self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
+        self.kick_scale, self.seed = float(kick_scale), int(seed)
+
+    def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
+                have_seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Stages 2-3 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
+        B, k, dev = x.shape[0], chain.in_dim, x.device
+        ends = self.adam.endpoints(chain, x, z0=z0)  # (R, B, k)
+        seeds = torch.cat([z0[None], ends])  # the layer-wise estimate is seed 0
+        S = seeds.shape[0]
+        best = torch.full((B,), float("inf"), dtype=x.dtype)
+        best_z, tags = z0.clone(), [""] * B
+
+        def take(cand: torch.Tensor, res: torch.Tensor, rows: torch.Tensor, label) -> None:
+            for j, r in enumerate(rows.tolist()):
+                i = r % B
+                if res[j] < best[i]:
+                    best[i], best_z[i], tags[i] = res[j], cand[j], label(r // B)
+
+        if not applies(chain):
+            res = chain.relative_residual(ends.reshape(-1, k), x.repeat(S - 1, 1)).cpu()
+            take(ends.reshape(-1, k), res, torch.arange((S - 1) * B), lambda s: "adam")
+            return best_z, best, tags
+        rows = torch.arange(S * B)
+        rows = rows[have_seed.repeat(S) | (rows >= B)]  # no seed 0 where the layer-wise pass failed
+        xs = x.repeat(S, 1)
+        sol = solve_pattern_lp(chain, seeds.reshape(-1, k)[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
+                               rounds=self.pattern_rounds)
+        take(sol.z, sol.residual.cpu(), rows, lambda s: "pattern" if s == 0 else "adam>pattern")
+        at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)
+        at[rows.to(dev)] = sol.z  # each seed's best point: where the next kick starts
+        gen = torch.Generator(device=dev).manual_seed(self.seed + 1)
+        for n in range(1, self.kicks + 1):
+            open_ = best > rtol
+            live = rows[open_[rows % B]]
+            if live.numel() == 0:
+                break
+            zl = at[live.to(dev)]
+            noise = torch.randn(zl.shape, generator=gen, dtype=zl.dtype, device=dev)
+            zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise
+            sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds)
+            at[live.to(dev)] = sol.z
+            take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"adam>pattern+{n} kicks")
+            logger.info("auto: after kick %d, %d of %d samples open", n, int((best > rtol).sum()), B)
+        return best_z, best, tags
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
@@ -76,34 +134,12 @@ class Auto(Inverter):
         todo = (res > rtol).nonzero().flatten()
         if todo.numel() == 0:
             return raw
-        pl = applies(chain)
-        z, tag = raw.z[todo.to(x.device)].clone(), ["" for _ in range(todo.numel())]
+        t = todo.to(x.device)
         failed = raw.failed[todo]
-        if failed.any():  # no layer-wise estimate to start from: Adam's point is the seed
-            f = failed.nonzero().flatten().to(x.device)
-            z[f] = self.adam.solve(chain, x[todo.to(x.device)][f], rtol=rtol).z
-            for j in failed.nonzero().flatten().tolist():
-                tag[j] = "adam"
-        xt = x[todo.to(x.device)]
-        best = chain.relative_residual(z, xt).cpu()
-        polish = ["adam", "pattern"] if pl else ["adam"]
-        for stage in (["pattern"] if pl else []) + polish * self.polish_rounds:
-            open_ = (best > rtol).nonzero().flatten()
-            if open_.numel() == 0:
-                break
-            o = open_.to(x.device)
-            if stage == "pattern":
-                cand = solve_pattern_lp(chain, z[o], xt[o], rtol=rtol, rounds=self.pattern_rounds).z
-            else:
-                cand = self.adam.solve(chain, xt[o], rtol=rtol, z0=z[o]).z
-            r = chain.relative_residual(cand, xt[o]).cpu()
-            better = r < best[open_]
-            for j, i in enumerate(open_.tolist()):
-                if better[j]:
-                    z[i], best[i] = cand[j], r[j]
-                    tag[i] = f"{tag[i]}>{stage}" if tag[i] else stage
-            logger.info("auto: after %s, %d of %d open samples have G(z) = x", stage,
-                        int((best[open_] <= rtol).sum()), open_.numel())
+        gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        start = self.adam.init_std * torch.randn(raw.z[t].shape, generator=gen, dtype=x.dtype, device=x.device)
+        z0 = torch.where(failed.to(x.device)[:, None], start, raw.z[t])  # a random start where it failed
+        z, best, tag = self._search(chain, z0, x[t], rtol=rtol, have_seed=~failed)
         won = (best <= rtol) | (best < res[todo])
         solved = (best <= rtol).nonzero().flatten()
         uniq = (certify_along(chain, z[solved.to(x.device)], rtol=rtol, layerwise=self.layerwise)

@@ -154,6 +154,7 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
     c[0, -1] = 1.0
 
     out_x, ok = x.clone(), torch.zeros(B, dtype=torch.bool, device=dev)
+    out_lam = lam.clone()
     live = torch.arange(B, device=dev)
     rows = rows_all
     hnorm = 1.0 + rows.h.abs().amax(1)
@@ -167,7 +168,7 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
         done = ((rp.abs().amax(1) <= tol * hnorm) & (rd.abs().amax(1) <= tol)
                 & (gap <= tol * (1.0 + x[:, -1].abs())))
         if done.any():
-            out_x[live[done]], ok[live[done]] = x[done], True
+            out_x[live[done]], out_lam[live[done]], ok[live[done]] = x[done], lam[done], True
             keep = ~done
             live, x, s, lam, rows, hnorm = live[keep], x[keep], s[keep], lam[keep], rows.take(keep), hnorm[keep]
             if live.numel() == 0:
@@ -189,8 +190,10 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
         s = torch.where(mask > 0, s.clamp(min=1e-300), torch.ones_like(s))
         lam = torch.where(mask > 0, lam.clamp(min=1e-300), torch.zeros_like(lam))
     if live.numel():
-        out_x[live] = x
+        out_x[live], out_lam[live] = x, lam
     messages = ["" if o else f"interior point did not converge in {max_iter} iterations" for o in ok.tolist()]
     logger.debug("ipm: %d samples, %d iterations, %d converged", B, it, int(ok.sum()))
     u_out = prob.clamp(out_x[:, :-1])
-    return LPSolution(u=u_out, t=out_x[:, -1].clamp(min=0), ok=ok, messages=messages, iterations=it)
+    n = prob.A.shape[-2]
+    dual = out_lam[:, :n] + out_lam[:, n:2 * n]  # per row: whichever side is finite (both on equalities)
+    return LPSolution(u=u_out, t=out_x[:, -1].clamp(min=0), ok=ok, messages=messages, iterations=it, dual=dual)

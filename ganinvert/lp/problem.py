@@ -144,6 +144,8 @@ class LPSolution:
         ok: ``(B,)`` bool: the solver reached optimality.
         messages: per sample, the solver's word when not ok.
         iterations: solver iterations (the largest in the batch for batched solvers).
+        dual: ``(B, n)`` the multipliers of the row constraints (both sides summed; the
+            objective's multipliers sum to 1), where the solver reports them (the IPM), else None.
     """
 
     u: torch.Tensor
@@ -151,3 +153,4 @@ class LPSolution:
     ok: torch.Tensor
     messages: list[str]
     iterations: int = 0
+    dual: torch.Tensor | None = None

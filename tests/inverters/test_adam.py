@@ -28,3 +28,41 @@ def test_adam_restarts_do_not_increase_the_residual():
 def test_adam_rejects_bad_options():
     with pytest.raises(gi.InvalidInputError, match="steps >= 1"):
         gi.Adam(steps=0)
+    with pytest.raises(gi.InvalidInputError, match="loss 'output' or 'preactivation', Got: 'l1'"):
+        gi.Adam(loss="l1")
+
+
+def test_preactivation_loss_still_pulls_pixels_whose_unit_died():
+    # one ReLU layer whose rows all lean on z_1: from z0 = -e_1 every pre-activation is negative,
+    # G(z0) = 0 and ||G(z) - x||^2 has no gradient at all; the pre-activation loss (convex
+    # here) still reaches z*
+    from torch import nn
+
+    g = torch.Generator().manual_seed(5)
+    W = 0.1 * torch.randn(40, 4, generator=g, dtype=torch.float64)
+    W[:, 0] = W[:, 0].abs() + 1.0
+    G = nn.Sequential(nn.Linear(4, 40, bias=False), nn.ReLU()).double()
+    with torch.no_grad():
+        G[0].weight.copy_(W)
+    chain = gi.to_chain(G)
+    z = torch.tensor([[1.0, 0.3, -0.2, 0.5]], dtype=torch.float64).repeat(3, 1) + 0.1 * latents(3, 4, seed=6)
+    x = G(z).detach()
+    z0 = torch.tensor([[-1.0, 0.0, 0.0, 0.0]], dtype=torch.float64).repeat(3, 1)
+    assert (chain(z0) == 0).all()
+    kw = dict(steps=3000, lr=0.02, restarts=1)
+    out = gi.Adam(**kw).solve(chain, x, rtol=1e-6, z0=z0)
+    pre = gi.Adam(loss="preactivation", **kw).solve(chain, x, rtol=1e-6, z0=z0)
+    torch.testing.assert_close(out.z, z0)  # stuck where it started
+    assert (chain.relative_residual(pre.z, x) < 1e-4).all()
+
+
+def test_endpoints_hold_every_restart_and_solve_keeps_the_best():
+    G = random_mlp((5, 30, 90), seed=1)
+    chain = gi.to_chain(G)
+    x = G(latents(7, 5)).detach()
+    adam = gi.Adam(steps=50, lr=0.05, restarts=3, seed=2)
+    ends = adam.endpoints(chain, x)
+    assert ends.shape == (3, 7, 5)
+    res = torch.stack([chain.relative_residual(e, x) for e in ends])  # (3, 7)
+    best = adam.solve(chain, x, rtol=1e-6).z
+    torch.testing.assert_close(chain.relative_residual(best, x), res.amin(0))

@@ -1,5 +1,5 @@
-"""method="auto": layer-wise first, then the pattern LP and Adam polish for what it leaves open;
-never a false EXACT."""
+"""method="auto": layer-wise first, then the pattern descent from Adam's restarts and kicks for
+what it leaves open; never a false EXACT."""
 
 import torch
 
@@ -45,16 +45,17 @@ def test_certify_along_proves_uniqueness_only_where_every_layer_pins_its_input()
     assert not u[:, 1].any()  # 40 -> 30 never pins its input
 
 
-def test_auto_on_the_reference_decoder_has_no_false_exact(reference_decoder):
-    z = latents(60, 20, seed=11)
+def test_auto_solves_every_reference_decoder_sample_with_no_false_exact(reference_decoder):
+    z = latents(100, 20, seed=11)
     with torch.no_grad():
         x = reference_decoder(z)
     lw = gi.invert(reference_decoder, x)
     r = gi.invert(reference_decoder, x, method="auto")
     err = rel_err(r.z, z)
-    assert r.solved.sum() >= lw.solved.sum() and r.exact.sum() == lw.exact.sum()
-    assert not (r.exact & (err > 1e-6)).any()
-    assert (r.residual[r.solved] <= 1e-6).all()
+    assert lw.solved.float().mean() < 0.95  # the layer-wise pass leaves some open
+    assert r.solved.all() and (r.residual <= 1e-6).all()  # every x = G(z*) has a pre-image: found
+    assert r.exact.sum() == lw.exact.sum() and not (r.exact & (err > 1e-6)).any()
+    assert any("kicks" in m for m in r.methods)  # the iterated local search was needed
 
 
 def test_small_conv_generator_round_trip_through_auto():
