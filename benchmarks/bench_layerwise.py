@@ -72,8 +72,7 @@ def bench(name: str, G: nn.Module, n: int, n_highs: int, seed: int) -> None:
 
     # layer-wise, then the pattern descent from Adam's restarts, then kicks; Adam's starts and the
     # kicks come from a stream other than z*'s
-    ro = gi.invert(chain, x, method=gi.Auto(seed=seed + 1, adam=gi.Adam(steps=300, lr=0.05, restarts=4,
-                                                                        loss="preactivation", seed=seed + 1)))
+    ro = gi.invert(chain, x, method=gi.Auto(seed=seed + 1))
     rows.append(("auto", ro.timings["total"], n, rel_err(ro.z, z), ro.residual, ro.exact))
 
     rh = gi.invert(chain, x[:n_highs], method=gi.Layerwise(solver="highs", fast_path=False))

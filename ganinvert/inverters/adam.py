@@ -41,11 +41,14 @@ class LatentOptimizer(Inverter):
     def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1, init_std: float = 1.0,
                  seed: int = 0, z_penalty: float = 0.0, box: float | None = None,
                  negation_check: bool = False, max_rows: int = 65536, log_every: int = 0,
-                 loss: str = "output") -> None:
+                 loss: str = "output", polish: int = 0, polish_rows: int = 64) -> None:
         if steps < 1 or restarts < 1 or not lr > 0 or not init_std > 0 or max_rows < 1:
             raise InvalidInputError(f"Expected steps >= 1, restarts >= 1, lr > 0, init_std > 0, max_rows >= 1, "
                                     f"Got: steps={steps}, restarts={restarts}, lr={lr}, init_std={init_std}, "
                                     f"max_rows={max_rows}")
+        if polish < 0 or polish_rows < 1:
+            raise InvalidInputError(f"Expected polish >= 0 and polish_rows >= 1, Got: polish={polish}, "
+                                    f"polish_rows={polish_rows}")
         if z_penalty < 0 or (box is not None and not box > 0):
             raise InvalidInputError(f"Expected z_penalty >= 0 and box > 0 (or None), Got: z_penalty={z_penalty}, box={box}")
         self.steps, self.lr, self.restarts = int(steps), float(lr), int(restarts)
@@ -54,6 +57,7 @@ class LatentOptimizer(Inverter):
         if loss not in ("output", "preactivation"):
             raise InvalidInputError(f"Expected loss 'output' or 'preactivation', Got: {loss!r}")
         self.max_rows, self.log_every, self.loss = int(max_rows), int(log_every), loss
+        self.polish, self.polish_rows = int(polish), int(polish_rows)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None) -> RawSolution:
         """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
@@ -140,7 +144,34 @@ class LatentOptimizer(Inverter):
                     z[out] = (torch.rand(int(out.sum()), generator=gen, dtype=x.dtype, device=x.device) * 2 - 1) * self.box
             if self.log_every and step % self.log_every == 0:
                 logger.info("%s step %d/%d: median loss %.3e", self.name, step, self.steps, best.median().item())
+        if self.polish:
+            best_z, best = self._polish(chain, best_z, xr, rb, best)
         return best_z.view(R, b, k), best.view(R, b)
+
+    def _polish(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb, best: torch.Tensor):
+        """``polish`` L-BFGS iterations (strong Wolfe line search) on the same loss from the best
+        points, ``polish_rows`` rows at a time (one line search serves a whole group, so groups
+        stay small); a row keeps its polished point only where the loss fell."""
+        for s in range(0, z.shape[0], self.polish_rows):
+            sl = slice(s, s + self.polish_rows)
+            rbs = None if rb is None else type(rb)(**{f: getattr(rb, f)[sl] for f in ("lo", "hi", "weight")})
+            v = z[sl].clone().requires_grad_()
+            opt = torch.optim.LBFGS([v], lr=1, max_iter=self.polish, history_size=20, tolerance_grad=1e-30,
+                                    tolerance_change=1e-30, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                loss = self._loss(chain, v, xr[sl], rbs).sum()
+                loss.backward()
+                return loss
+
+            with torch.enable_grad():
+                opt.step(closure)
+            with torch.no_grad():
+                loss = self._loss(chain, v, xr[sl], rbs)
+                better = loss < best[sl]
+                z[sl][better], best[sl][better] = v.detach()[better], loss[better]
+        return z, best
 
 
 class Adam(LatentOptimizer):

@@ -28,7 +28,7 @@ import math
 import torch
 
 from ..chain import Chain
-from ..errors import InvalidInputError, LayerTooLargeError
+from ..errors import InvalidInputError
 from ..lp import invert_layer
 from ..lp.pattern import applies, solve_pattern_lp
 from .adam import Adam
@@ -40,18 +40,18 @@ logger = logging.getLogger(__name__)
 
 def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Layerwise) -> torch.Tensor:
     """``(B, L)`` bool: layer ``i``'s pre-image of its output at ``z`` is the single point it was
-    given. All True proves that ``z`` is the only latent with this ``G(z)``."""
+    given. All True proves that ``z`` is the only latent with this ``G(z)``; when some layer
+    cannot be checked (see :class:`Layerwise`'s size limits) nothing is solved and all is False."""
     B, L = z.shape[0], len(chain)
     unique = torch.zeros(B, L, dtype=torch.bool)
+    for layer in chain.layers:
+        n, k = layer.op.out_dim, layer.op.in_dim
+        if n * k > layerwise.max_dense_entries or (k > layerwise.max_lp_dim and n < k):
+            return unique  # a layer too large to check, or contracting past the LP limit: z = z* is out of reach
     with torch.no_grad():
         outs = chain.forward_all(z)
     for i, layer in enumerate(chain.layers):
-        try:
-            A = layer.op.dense(max_entries=layerwise.max_dense_entries)
-        except LayerTooLargeError:
-            continue  # stays uncertified
-        if A.shape[1] > layerwise.max_lp_dim and A.shape[0] < A.shape[1]:
-            continue  # a contracting layer never has a single-point pre-image
+        A = layer.op.dense(max_entries=layerwise.max_dense_entries)
         sol = invert_layer(A, layer.bias, layer.act, outs[i], u_range=chain.input_range(i),
                            rtol=layerwise.layer_rtol * rtol, solver=layerwise.solver,
                            rank_rtol=layerwise.rank_rtol, max_lp_dim=layerwise.max_lp_dim)
@@ -65,12 +65,12 @@ class Auto(Inverter):
 
     Args:
         layerwise: the first stage and the certifier (default ``Layerwise()``).
-        adam: the seeds (default ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation")``;
-            its first restart starts at the layer-wise estimate).
+        adam: the seeds (default ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation",
+            polish=200, seed=seed)``; its first restart starts at the layer-wise estimate).
         pattern_rounds: pattern LPs per descent (each flips the walls that block it).
         kicks: rounds of kick-and-descend for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
-        seed: the kicks' random stream.
+        seed: the random streams of the default Adam's starts and of the kicks.
     """
 
     name = "auto"
@@ -81,7 +81,8 @@ class Auto(Inverter):
             raise InvalidInputError(f"Expected pattern_rounds >= 1, kicks >= 0, kick_scale > 0, Got: "
                                     f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}")
         self.layerwise = layerwise or Layerwise()
-        self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation")
+        self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
+                                 seed=seed)
         self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
         self.kick_scale, self.seed = float(kick_scale), int(seed)
 
@@ -109,7 +110,7 @@ class Auto(Inverter):
         rows = rows[have_seed.repeat(S) | (rows >= B)]  # no seed 0 where the layer-wise pass failed
         xs = x.repeat(S, 1)
         sol = solve_pattern_lp(chain, seeds.reshape(-1, k)[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
-                               rounds=self.pattern_rounds)
+                               rounds=self.pattern_rounds, group=(rows % B).to(dev))
         take(sol.z, sol.residual.cpu(), rows, lambda s: "pattern" if s == 0 else "adam>pattern")
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)
         at[rows.to(dev)] = sol.z  # each seed's best point: where the next kick starts
@@ -122,7 +123,8 @@ class Auto(Inverter):
             zl = at[live.to(dev)]
             noise = torch.randn(zl.shape, generator=gen, dtype=zl.dtype, device=dev)
             zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise
-            sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds)
+            sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds,
+                                   group=(live % B).to(dev))
             at[live.to(dev)] = sol.z
             take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"adam>pattern+{n} kicks")
             logger.info("auto: after kick %d, %d of %d samples open", n, int((best > rtol).sum()), B)

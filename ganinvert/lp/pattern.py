@@ -122,13 +122,15 @@ class PatternSolution:
 
 def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, rounds: int = 20,
                      stall: int = 3, sign_weight: float = 1e3, max_iter: int = 100, chunk: int | None = None,
-                     patterns: list[torch.Tensor] | None = None) -> PatternSolution:
+                     patterns: list[torch.Tensor] | None = None, group: torch.Tensor | None = None) -> PatternSolution:
     """Descend through regions from the pattern at ``z0`` (or the given first ``patterns``), one
     LP per round, flipping the walls with positive multipliers (see the module doc), until
     ``||G(z) - x|| <= rtol ||x||``, a local minimum, or ``rounds`` LPs; per sample the best ``z``
     seen is kept. Each row of ``z0``/``x`` is one seed: repeat ``x`` to try several per sample.
 
     ``chunk`` bounds the samples per LP batch (default: about 64 MiB of rows per batch).
+    ``group`` (B,) long, when given, names the sample each seed belongs to: once one seed of a
+    group reaches ``G(z) = x`` the group's other seeds stop.
     """
     B, k = z0.shape
     if B == 0:
@@ -177,5 +179,9 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
             better = res < best[live]
             best_z[live[better]], best[live[better]] = z[live[better]], res[better]
             live = live[(best[live] > rtol) & ~stuck[live]]
+            if group is not None and live.numel():
+                done = torch.zeros(int(group.max()) + 1, dtype=torch.bool, device=z0.device)
+                done[group[best <= rtol]] = True
+                live = live[~done[group[live]]]
             logger.debug("pattern LP round %d: %d seeds still descending", r + 1, live.numel())
     return PatternSolution(z=best_z, residual=best, rounds=used, misfit=last)

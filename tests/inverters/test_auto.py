@@ -43,6 +43,8 @@ def test_certify_along_proves_uniqueness_only_where_every_layer_pins_its_input()
     assert certify_along(expanding, z, rtol=1e-6, layerwise=gi.Layerwise()).all()
     u = certify_along(contracting, z, rtol=1e-6, layerwise=gi.Layerwise())
     assert not u[:, 1].any()  # 40 -> 30 never pins its input
+    # contracting past the LP size limit: no layer is checked, nothing claims uniqueness
+    assert not certify_along(contracting, z, rtol=1e-6, layerwise=gi.Layerwise(max_lp_dim=20)).any()
 
 
 def test_auto_solves_every_reference_decoder_sample_with_no_false_exact(reference_decoder):

@@ -72,3 +72,16 @@ def test_an_empty_batch_gives_an_empty_answer():
 def test_applies_only_to_piecewise_linear_hidden_layers():
     assert applies(gi.to_chain(random_mlp([4, 20, 50], out_act="tanh")))
     assert not applies(gi.to_chain(random_mlp([4, 20, 50], act="tanh")))
+
+
+def test_a_group_stops_once_one_of_its_seeds_is_solved():
+    # seed 0 of each sample is the true pattern (solved in one LP), seed 1 a far-off one: with
+    # groups the far seeds stop after that round, without they go on descending
+    chain, z, x = _setup(n=5)
+    far = latents(*z.shape, seed=9)
+    z0, xs = torch.cat([z, far]), torch.cat([x, x])
+    group = torch.arange(5).repeat(2)
+    alone = solve_pattern_lp(chain, z0, xs, rtol=1e-9, rounds=5, stall=100)
+    grouped = solve_pattern_lp(chain, z0, xs, rtol=1e-9, rounds=5, stall=100, group=group)
+    assert (grouped.residual[:5] <= 1e-9).all()
+    assert (grouped.rounds[5:] == 1).all() and (alone.rounds[5:] > 1).any()
