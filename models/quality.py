@@ -86,22 +86,31 @@ def _frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def sample_quality(images01: torch.Tensor, classifier: DigitClassifier) -> dict[str, float]:
-    """Metrics for samples ``(N, 1, 28, 28)`` in [0, 1] (see module doc)."""
+def held_out_features(classifier: DigitClassifier) -> np.ndarray:
+    """The classifier's features of the held-out digits: the Frechet distance's reference."""
+    held, _ = load_mnist(split="held_out")
+    return classifier.features(held).numpy()
+
+
+@torch.no_grad()
+def sample_quality(images01: torch.Tensor, classifier: DigitClassifier,
+                   reference: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics for samples ``(N, 1, 28, 28)`` in [0, 1] (see module doc); ``reference``:
+    :func:`held_out_features`, computed here when not given."""
     probs = classifier(images01.float()).softmax(1)
     conf = probs.max(1).values
     hist = torch.bincount(probs.argmax(1), minlength=10).float()
     p = hist / hist.sum()
     entropy = float(-(p[p > 0] * p[p > 0].log()).sum() / np.log(10))
-    held, _ = load_mnist(split="held_out")
-    fd = _frechet(classifier.features(images01.float()).numpy(), classifier.features(held).numpy())
+    reference = held_out_features(classifier) if reference is None else reference
+    fd = _frechet(classifier.features(images01.float()).numpy(), reference)
     return {"confidence": conf.mean().item(), "confident_share": (conf > 0.9).float().mean().item(),
             "class_entropy": entropy, "frechet": fd}
 
 
 @torch.no_grad()
-def real_floor(classifier: DigitClassifier, n: int = 1000) -> dict[str, float]:
+def real_floor(classifier: DigitClassifier, n: int = 1000, reference: np.ndarray | None = None) -> dict[str, float]:
     """The same metrics on 1,000 real train digits: what a perfect generator would score."""
     x, _ = load_mnist(split="train")
     g = torch.Generator().manual_seed(0)
-    return sample_quality(x[torch.randperm(len(x), generator=g)[:n]], classifier)
+    return sample_quality(x[torch.randperm(len(x), generator=g)[:n]], classifier, reference)

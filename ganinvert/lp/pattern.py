@@ -64,13 +64,15 @@ def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
 
 
 def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor, *,
-                    tol: torch.Tensor, sign_weight: float = 1.0) -> LayerProblem:
+                    tol: torch.Tensor, sign_weight: float = 1.0, out_bounds=None) -> LayerProblem:
     """The pattern LP for hidden patterns ``[(B, n_l) bool]`` and observations ``x`` (B, n).
 
     With the slopes fixed by the pattern every pre-activation is affine in ``z``,
     ``p_l = J_l z + c_l``; ``J_l`` is built by pushing the ``k`` latent directions through the
     operators and ``c_l`` by pushing ``z = 0``. ``tol`` (B,) decides which output pixels are zero;
     ``sign_weight`` weighs the region rows against the output rows (large: walls).
+    ``out_bounds`` ``(lo, hi, w)`` (B, n) replaces the output rows' bounds (noisy observations:
+    :func:`ganinvert.inverters.noisy.threshold_bounds`).
     """
     B, k = x.shape[0], chain.in_dim
     dt, dev = x.dtype, x.device
@@ -81,8 +83,11 @@ def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor,
         c = layer.op.matvec(c) + layer.bias
         J = layer.op.matvec(J.transpose(1, 2).reshape(B * k, -1)).reshape(B, k, -1).transpose(1, 2)
         if i == len(chain) - 1:
-            rb = layer.act.bounds(x, tol=tol[:, None])
-            A_rows.append(J), b_rows.append(c), lo.append(rb.lo), hi.append(rb.hi), w.append(rb.weight)
+            if out_bounds is None:
+                rb = layer.act.bounds(x, tol=tol[:, None])
+                out_bounds = (rb.lo, rb.hi, rb.weight)
+            A_rows.append(J), b_rows.append(c), lo.append(out_bounds[0]), hi.append(out_bounds[1])
+            w.append(out_bounds[2])
             break
         if isinstance(layer.act, Identity):
             continue
@@ -112,17 +117,20 @@ class PatternSolution:
     """Attributes: ``z`` (B, k) best point found; ``residual`` (B,) its relative output residual
     ``||G(z) - x|| / ||x||``; ``rounds`` (B,) pattern LPs solved per sample; ``misfit`` (B,) the
     last LP's optimum, the least weighted l_inf output misfit in the last region (``inf`` where
-    no LP ran)."""
+    no LP ran); ``local_min`` (B,) bool: the seed stopped at a local minimum (no wall to cross,
+    or no progress for ``stall`` rounds), not at ``G(z) = x`` nor at the round limit."""
 
     z: torch.Tensor
     residual: torch.Tensor
     rounds: torch.Tensor
     misfit: torch.Tensor
+    local_min: torch.Tensor
 
 
 def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, rounds: int = 20,
                      stall: int = 3, sign_weight: float = 1e3, max_iter: int = 100, chunk: int | None = None,
-                     patterns: list[torch.Tensor] | None = None, group: torch.Tensor | None = None) -> PatternSolution:
+                     patterns: list[torch.Tensor] | None = None, group: torch.Tensor | None = None,
+                     out_bounds=None) -> PatternSolution:
     """Descend through regions from the pattern at ``z0`` (or the given first ``patterns``), one
     LP per round, flipping the walls with positive multipliers (see the module doc), until
     ``||G(z) - x|| <= rtol ||x||``, a local minimum, or ``rounds`` LPs; per sample the best ``z``
@@ -130,12 +138,14 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
 
     ``chunk`` bounds the samples per LP batch (default: about 64 MiB of rows per batch).
     ``group`` (B,) long, when given, names the sample each seed belongs to: once one seed of a
-    group reaches ``G(z) = x`` the group's other seeds stop.
+    group reaches ``G(z) = x`` the group's other seeds stop. ``out_bounds`` ``(lo, hi, w)`` (B, n):
+    the output rows' bounds for noisy observations (see :func:`pattern_problem`); the descent
+    then minimises the thresholded misfit (pass ``rtol=0``: no seed reaches ``G(z) = x``).
     """
     B, k = z0.shape
     if B == 0:
         return PatternSolution(z=z0.clone(), residual=z0.new_zeros(0), rounds=torch.zeros(0, dtype=torch.long),
-                               misfit=z0.new_zeros(0))
+                               misfit=z0.new_zeros(0), local_min=torch.zeros(0, dtype=torch.bool))
     slices = _region_slices(chain)
     with torch.no_grad():
         best_z = z0.clone()
@@ -149,6 +159,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
         live = (best > rtol).nonzero().flatten()
         z = z0.clone()
         pats = patterns_at(chain, z0) if patterns is None else [p.clone() for p in patterns]
+        local_min = torch.zeros(B, dtype=torch.bool, device=z0.device)
         scale = x.abs().amax(1).clamp(min=1.0)
         for r in range(rounds):
             if live.numel() == 0:
@@ -156,8 +167,9 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
             stuck = torch.zeros(B, dtype=torch.bool, device=z0.device)
             for s in range(0, live.numel(), chunk):
                 idx = live[s:s + chunk]
+                ob = None if out_bounds is None else tuple(o[idx] for o in out_bounds)
                 prob = pattern_problem(chain, [p[idx] for p in pats], x[idx], tol=0.1 * rtol * scale[idx],
-                                       sign_weight=sign_weight)
+                                       sign_weight=sign_weight, out_bounds=ob)
                 sol = solve_ipm(prob, u0=z[idx], max_iter=max_iter)
                 z[idx] = sol.u
                 used[idx] += 1
@@ -178,10 +190,11 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
             res = chain.relative_residual(z[live], x[live])
             better = res < best[live]
             best_z[live[better]], best[live[better]] = z[live[better]], res[better]
+            local_min[live] = stuck[live] & (best[live] > rtol)
             live = live[(best[live] > rtol) & ~stuck[live]]
             if group is not None and live.numel():
                 done = torch.zeros(int(group.max()) + 1, dtype=torch.bool, device=z0.device)
                 done[group[best <= rtol]] = True
                 live = live[~done[group[live]]]
             logger.debug("pattern LP round %d: %d seeds still descending", r + 1, live.numel())
-    return PatternSolution(z=best_z, residual=best, rounds=used, misfit=last)
+    return PatternSolution(z=best_z, residual=best, rounds=used, misfit=last, local_min=local_min)
