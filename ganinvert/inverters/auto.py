@@ -15,6 +15,10 @@
    decoder, on the 62 samples of 1000 that the layer-wise pass and one Adam polish leave open:
    4 seeds and 13 kicks solve all 62 in 25 s, 32 fresh seeds 48 in 77 s).
 
+Observations the layer-wise pass proves out of range (the last layer's LP misfit is positive:
+real digits, heavy noise) have no exact answer to search for; they take the projected fallback
+instead (:meth:`Auto._fallback`): status APPROXIMATE with the residual.
+
 An answer found by stages 2-3 is certified the same way as a layer-wise one: walking down the
 generator from ``G(z)``, every layer's pre-image of its true output must be a single point,
 and then ``z = z*``; otherwise the status is EXACT_NONUNIQUE (``G(z) = x``, ``z`` maybe not
@@ -73,18 +77,23 @@ class Auto(Inverter):
         kicks: rounds of kick-and-descend for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
         seed: the random streams of the default Adam's starts and of the kicks.
+        refine: the projected fallback's refinement for observations provably out of range
+            (default ``Adam(steps=300, lr=0.05, restarts=1, polish=200)``, warm from the
+            layer-wise estimate).
     """
 
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None,
-                 pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3, seed: int = 0) -> None:
+                 pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3, seed: int = 0,
+                 refine: Adam | None = None) -> None:
         if pattern_rounds < 1 or kicks < 0 or not kick_scale > 0:
             raise InvalidInputError(f"Expected pattern_rounds >= 1, kicks >= 0, kick_scale > 0, Got: "
                                     f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}")
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
                                  seed=seed)
+        self.refine = refine or Adam(steps=300, lr=0.05, restarts=1, polish=200, seed=seed)
         self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
         self.kick_scale, self.seed = float(kick_scale), int(seed)
 
@@ -135,10 +144,30 @@ class Auto(Inverter):
             logger.info("auto: after kick %d, %d of %d samples open", n, int((best > rtol).sum()), B)
         return best_z, best, tags
 
+    def _fallback(self, chain: Chain, x: torch.Tensor, raw: RawSolution, res: torch.Tensor,
+                  off: torch.Tensor) -> None:
+        """The projected fallback (DESIGN.md 4) for samples ``off`` whose ``x`` is provably out of
+        the last layer's range: the layer-wise pass has already projected every layer's target
+        (its LP point is the least l_inf misfit inside the layer's input box) and finished the
+        backward pass; Adam + L-BFGS on ``||G(z) - x||^2`` refines from there. The status is
+        APPROXIMATE with the residual; the proof of infeasibility goes into the message."""
+        o = off.to(x.device)
+        z = self.refine.solve(chain, x[o], rtol=0.0, z0=raw.z[o]).z
+        r = chain.relative_residual(z, x[o]).cpu()
+        for j, i in enumerate(off.tolist()):
+            if r[j] < res[i]:
+                raw.z[i], raw.methods[i] = z[j], f"{raw.methods[i]}>adam"
+            raw.infeasible[i] = False
+            raw.messages[i] = ("x is outside the generator's range (the last layer's LP misfit is positive): "
+                               f"projected layer-wise estimate refined by Adam, relative residual {min(r[j], res[i]):.2e}")
+
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
         res = chain.relative_residual(raw.z, x).cpu()
-        todo = (res > rtol).nonzero().flatten()
+        out = (res > rtol) & raw.infeasible & ~raw.failed  # provably no exact answer
+        todo = ((res > rtol) & ~out).nonzero().flatten()
+        if out.any():
+            self._fallback(chain, x, raw, res, out.nonzero().flatten())
         if todo.numel() == 0:
             return raw
         t = todo.to(x.device)

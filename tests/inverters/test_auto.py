@@ -80,3 +80,20 @@ def test_small_conv_generator_round_trip_through_auto():
     assert not lw.solved.any()  # the contracting last layer defeats the layer-wise pass
     assert r.solved.all() and not r.exact.any()  # solved, honestly uncertified
     assert (rel_err(r.z, z) < 1e-6).all()
+
+
+def test_out_of_range_observations_take_the_projected_fallback():
+    # x = G(z*) plus heavy noise is provably outside the range (the last layer's LP misfit is
+    # positive): auto does not search for an exact answer, it refines the projected layer-wise
+    # estimate with Adam and reports APPROXIMATE with a smaller residual
+    G = random_mlp([10, 60, 300], seed=6)
+    z = latents(12, 10, seed=7)
+    with torch.no_grad():
+        x = (G(z) + 0.3 * torch.rand(12, 300, generator=torch.Generator().manual_seed(8), dtype=torch.float64))
+    lw = gi.invert(G, x)
+    r = gi.invert(G, x, method="auto")
+    assert all(s is gi.Status.INFEASIBLE for s in lw.status)
+    assert all(s is gi.Status.APPROXIMATE for s in r.status)
+    assert all("outside the generator's range" in m for m in r.messages)
+    assert not any("pattern" in m for m in r.methods)
+    assert (r.residual <= lw.residual).all() and (r.residual < 0.9 * lw.residual).float().mean() > 0.5
