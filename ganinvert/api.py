@@ -10,11 +10,12 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .activations import ReLU
+from .activations import Identity, ReLU
 from .adapters import Converter, to_chain
-from .chain import Chain
+from .chain import Chain, Layer
 from .errors import InvalidInputError, InversionError, ShapeMismatchError
-from .inverters import INVERTERS, Inverter, Noisy
+from .inverters import INVERTERS, Auto, Inverter, Noisy
+from .operators import Dense
 from .inverters.base import RawSolution, assign_status
 from .result import InversionResult, Status
 
@@ -34,6 +35,25 @@ def _resolve_method(method: str | Inverter) -> Inverter:
         return INVERTERS[method]()
     raise InvalidInputError(f"unknown method {method!r}; Expected one of {sorted(INVERTERS)} "
                             "or an Inverter instance such as ganinvert.Layerwise(solver='highs')")
+
+
+def _measured(chain: Chain, M: object) -> Chain:
+    """``chain`` followed by the measurement ``M`` (m, n) as one more layer with no activation:
+    ``y = M G(z)``. The generator's own output activation becomes a hidden one, so the
+    activation-pattern LP covers it."""
+    n = math.prod(chain.out_shape)
+    if not isinstance(M, torch.Tensor) or M.dim() != 2 or not M.is_floating_point():
+        got = f"{type(M).__name__} of shape {tuple(M.shape)}" if isinstance(M, torch.Tensor) else type(M).__name__
+        raise InvalidInputError(f"Expected: measurement as a 2-D float tensor (m, {n}), Got: {got}")
+    if M.shape[1] != n:
+        raise ShapeMismatchError(f"Expected: measurement with {n} columns (one per output entry of the "
+                                 f"generator, {chain.out_shape}), Got: shape {tuple(M.shape)}. Fix: flatten "
+                                 "the image the way torch.flatten does and build M as (m, n)")
+    if not torch.isfinite(M).all():
+        raise InvalidInputError("Expected: a finite measurement matrix, Got: NaN/Inf entries")
+    W = M.detach().to(dtype=chain.dtype, device=chain.device)
+    last = Layer(Dense(W), torch.zeros(W.shape[0], dtype=W.dtype, device=W.device), Identity(), (W.shape[0],))
+    return Chain(chain.layers + (last,), chain.in_shape)
 
 
 def _batch(x: object, out_shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
@@ -128,7 +148,8 @@ def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch
 
 
 def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "layerwise",
-           mask: torch.Tensor | None = None, norm: str | None = None, noise: float | None = None,
+           mask: torch.Tensor | None = None, measurement: torch.Tensor | None = None,
+           norm: str | None = None, noise: float | None = None,
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0) -> InversionResult:
@@ -145,6 +166,12 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             are ignored (they may hold anything, NaN included); residuals are measured on the
             observed ones. A row selection commutes with the activations, so the exact methods
             apply unchanged to the observed rows.
+        measurement: compressed sensing: a dense ``M`` (m, n), n the generator's flat output
+            size, and observations ``x = M G(z)`` shaped ``(B, m)``. ``M`` does not commute with
+            the activations, so the layer-wise LP does not apply; the default method becomes
+            ``"auto"`` (Adam + L-BFGS seeds, then the activation-pattern LP over all layers as the
+            polish, with ``M`` as the last, linear layer). Answers are at best EXACT_NONUNIQUE
+            when ``m < n``. ``x_hat`` is the image ``G(z)``; ``residual`` is measured on ``x``.
         norm, noise: noisy observations: ``norm="linf"`` (the l_inf LP per layer with the
             threshold schedule) or ``"l2"`` (least squares on the active set), ``noise`` the l_inf
             noise level of x (None: estimated). Shorthand for ``method=ganinvert.Noisy(...)``;
@@ -171,11 +198,21 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
                                     f"layer-wise LP), Got: method={method!r}. Hint: pass "
                                     "method=ganinvert.Noisy(norm=..., noise=...) or drop method")
         method = Noisy(norm=norm or "linf", noise=noise)
+    if measurement is not None:
+        if mask is not None or norm is not None or noise is not None:
+            raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
+                                    "Fix: fold a mask into M (keep its observed rows)")
+        if isinstance(method, str) and method == "layerwise":
+            method = Auto()
     inverter = _resolve_method(method)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
     chain = to_chain(generator, latent_shape=latent_shape, converters=converters,
                      check=check_chain, seed=seed)
+    image_chain = chain
+    if measurement is not None:
+        chain = _measured(chain.to(dtype=torch.float64, device=x.device if isinstance(x, torch.Tensor) else None),
+                          measurement)
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     chain = chain.to(dtype=torch.float64, device=x.device)
@@ -215,6 +252,10 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         residual[cpu_idx], layer_res[cpu_idx], unique[cpu_idx] = res, raw.layer_residuals, raw.unique
         for j, i in enumerate(idx.tolist()):
             status[i], methods[i], messages[i] = st[j], raw.methods[j], msg[j]
+    if measurement is not None:  # the image, not its measurements
+        with torch.no_grad():
+            x_hat64 = chain.forward_all(z)[-2]
+        chain = image_chain
     x_hat = x_hat64.reshape(B, *chain.out_shape).to(x.dtype)
     z_out = z.reshape(B, *chain.in_shape).to(x.dtype)
     result = InversionResult(
