@@ -159,9 +159,9 @@ class LatentOptimizer(Inverter):
             opt = torch.optim.LBFGS([v], lr=1, max_iter=self.polish, history_size=20, tolerance_grad=1e-30,
                                     tolerance_change=1e-30, line_search_fn="strong_wolfe")
 
-            def closure():
+            def closure(opt=opt, v=v, xs=xr[sl], rbs=rbs):
                 opt.zero_grad(set_to_none=True)
-                loss = self._loss(chain, v, xr[sl], rbs).sum()
+                loss = self._loss(chain, v, xs, rbs).sum()
                 loss.backward()
                 return loss
 
