@@ -211,8 +211,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
                      check=check_chain, seed=seed)
     image_chain = chain
     if measurement is not None:
-        chain = _measured(chain.to(dtype=torch.float64, device=x.device if isinstance(x, torch.Tensor) else None),
-                          measurement)
+        chain = _measured(chain, measurement)  # converted to float64 with the rest below
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     chain = chain.to(dtype=torch.float64, device=x.device)
