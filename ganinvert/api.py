@@ -241,7 +241,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     t_solve = time.perf_counter()
 
     with torch.no_grad():
-        x_hat64 = chain.forward_all(z)[-1]  # (B, n): one forward pass for x_hat and the residuals
+        outs = chain.forward_all(z)
+        x_hat64 = outs[-1]  # (B, n): one forward pass for x_hat and the residuals
     if raw is not None:
         diff = x_hat64[idx] - x64[idx] if obs is None else (x_hat64[idx] - x64[idx]) * obs[idx]
         res = (diff.norm(dim=1)
@@ -252,9 +253,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         for j, i in enumerate(idx.tolist()):
             status[i], methods[i], messages[i] = st[j], raw.methods[j], msg[j]
     if measurement is not None:  # the image, not its measurements
-        with torch.no_grad():
-            x_hat64 = chain.forward_all(z)[-2]
-        chain = image_chain
+        x_hat64, chain = outs[-2], image_chain
     x_hat = x_hat64.reshape(B, *chain.out_shape).to(x.dtype)
     z_out = z.reshape(B, *chain.in_shape).to(x.dtype)
     result = InversionResult(

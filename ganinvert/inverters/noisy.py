@@ -137,11 +137,12 @@ class Noisy(Inverter):
         h = chain.forward_all(z)[-2]  # the last layer's input
         if self.norm == "linf":
             return prob.violation(h)
-        p = prob.A.matmul(h.unsqueeze(-1)).squeeze(-1) + prob.b
-        return (prob.w * (torch.relu(prob.lo - p) + torch.relu(p - prob.hi))).norm(dim=1)
+        s_lo, s_hi = prob.row_slack(h)
+        return (torch.relu(-s_lo) + torch.relu(-s_hi)).norm(dim=1)
 
-    def _joint(self, chain: Chain, z: torch.Tensor, x: torch.Tensor, prob: LayerProblem) -> torch.Tensor:
-        """The joint polish (module doc): ``z`` moved where the misfit falls."""
+    def _joint(self, chain: Chain, z: torch.Tensor, x: torch.Tensor,
+               prob: LayerProblem) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint polish (module doc): ``z`` moved where the misfit falls, and the misfit."""
         with torch.no_grad():
             bounds = (prob.lo, prob.hi, prob.w)
             if self.norm == "linf":
@@ -156,7 +157,7 @@ class Noisy(Inverter):
                 cand = torch.linalg.lstsq(J.cpu(), rhs.cpu()[..., None]).solution[..., 0].to(z)
             before, after = self._misfit(chain, z, x, prob), self._misfit(chain, cand, x, prob)
             keep = torch.isfinite(after) & (after < before)
-            return torch.where(keep[:, None], cand, z)
+            return torch.where(keep[:, None], cand, z), torch.where(keep, after, before)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)
@@ -187,7 +188,7 @@ class Noisy(Inverter):
             y = u
         polished = torch.zeros(B, dtype=torch.bool, device=x.device)
         if self.joint and L > 1 and applies(chain):
-            z = self._joint(chain, y, x, last_prob)
+            z, misfit = self._joint(chain, y, x, last_prob)
             moved = (z - y).norm(dim=1)
             polished = moved > 0
             if eps is not None:
@@ -199,7 +200,7 @@ class Noisy(Inverter):
         msgs = [f"{self.norm} fit{' + joint polish' if polished[j] else ''}, final threshold tau={tau[j].item():.3g}" + (
             f", certified ||z - z*|| <= {bound[j].item():.3g}" if not math.isnan(bound[j]) else "") for j in range(B)]
         if polished.any():
-            res[:, -1] = torch.where(polished, self._misfit(chain, y, x, last_prob), res[:, -1].to(x)).cpu().double()
+            res[:, -1] = torch.where(polished, misfit, res[:, -1].to(x)).cpu().double()
         raw = RawSolution(z=y, layer_residuals=res, unique=torch.zeros(B, L, dtype=torch.bool),
                           methods=[f"noisy-{self.norm}"] * B, messages=msgs,
                           infeasible=torch.zeros(B, dtype=torch.bool), failed=torch.zeros(B, dtype=torch.bool),
