@@ -52,8 +52,7 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
     n, k = A_all.shape[-2:]
     lo, hi, w = (v.detach().cpu().numpy() for v in (prob.lo, prob.hi, prob.w))
     us, ts, oks, msgs = [], [], [], []
-    c = np.zeros(k + 1)
-    c[-1] = 1.0
+    cost = None if prob.cost is None else prob.cost.detach().cpu().numpy()
     col_lo = np.r_[np.full(k, prob.u_lo), 0.0]
     col_hi = np.r_[np.full(k, prob.u_hi), math.inf]
     for i in range(prob.batch):
@@ -65,6 +64,7 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
                           np.c_[WA[fin_lo], np.ones(fin_lo.sum())]])
         r_hi = np.r_[(w[i] * (hi[i] - b))[fin_hi], np.full(fin_lo.sum(), math.inf)]
         r_lo = np.r_[np.full(fin_hi.sum(), -math.inf), (w[i] * (lo[i] - b))[fin_lo]]
+        c = np.r_[np.zeros(k) if cost is None else cost[i], 1.0]  # min t + cost^T u
         x, msg = solve_lp(c, rows, r_lo, r_hi, col_lo, col_hi)
         oks.append(x is not None)
         msgs.append(f"HiGHS: {msg}" if msg else "")

@@ -4,14 +4,19 @@ For a layer ``y = phi(A u + b)`` and an observation ``y``, the activation gives 
 ``lo <= A u + b <= hi`` and weights ``w``; the layer input lies in a box ``[u_lo, u_hi]`` (the
 range of the previous activation: ``[0, inf)`` after a ReLU, free for the latent). The LP is::
 
-    minimise  t
+    minimise  t + c^T u
     s.t.      w_j (lo_j - (A u + b)_j) <= t,   w_j ((A u + b)_j - hi_j) <= t,   (finite sides)
               u_lo <= u <= u_hi,   t >= 0
 
-so ``t* = 0`` exactly when the observation has a pre-image (the realizable case: the pre-image
-is the polyhedron of DESIGN.md 2) and ``t*`` is the smallest weighted l_inf misfit otherwise
-(the noisy l_inf LP of DESIGN.md 4 with the thresholds folded into ``lo``/``hi``). The problem
-is always feasible, which keeps the interior-point method free of infeasibility detection.
+With no cost (``c = 0``), ``t* = 0`` exactly when the observation has a pre-image (the
+realizable case: the pre-image is the polyhedron of DESIGN.md 2) and ``t*`` is the smallest
+weighted l_inf misfit otherwise (the noisy l_inf LP of DESIGN.md 4 with the thresholds folded
+into ``lo``/``hi``). With a cost it is the exact-penalty form of ``min c^T u`` over the
+polyhedron (the l_1 "relax" LP of DESIGN.md 4): ``t* = 0`` at the optimum whenever the
+polyhedron is non-empty and the row multipliers of ``min c^T u`` sum to less than 1, which the
+caller ensures by scaling ``c``; ``t* > 0`` flags an empty polyhedron (or a cost scaled too
+large). The problem is always feasible, which keeps the interior-point method free of
+infeasibility detection.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class LayerProblem:
         lo, hi: ``(B, n)`` bounds on ``A u + b`` (``+-inf`` where open).
         w: ``(B, n)`` positive row weights.
         u_lo, u_hi: scalar bounds on every input coordinate (``+-inf`` where open).
+        cost: ``(B, k)`` linear cost ``c`` on ``u``, or None (the pure misfit LP).
     """
 
     A: torch.Tensor
@@ -89,6 +95,7 @@ class LayerProblem:
     w: torch.Tensor
     u_lo: float = -math.inf
     u_hi: float = math.inf
+    cost: torch.Tensor | None = None
     gram: WeightedGram = field(default=None, repr=False, compare=False)  # shared by sub-batches
 
     def __post_init__(self) -> None:
@@ -106,11 +113,12 @@ class LayerProblem:
 
     def select(self, idx: torch.Tensor) -> "LayerProblem":
         """The sub-batch ``idx`` (bool mask or indices)."""
+        cost = None if self.cost is None else self.cost[idx]
         if self.A.dim() == 3:
             return LayerProblem(self.A[idx], self.b[idx], self.lo[idx], self.hi[idx], self.w[idx],
-                                self.u_lo, self.u_hi)
+                                self.u_lo, self.u_hi, cost)
         return LayerProblem(self.A, self.b, self.lo[idx], self.hi[idx], self.w[idx],
-                            self.u_lo, self.u_hi, self.gram)
+                            self.u_lo, self.u_hi, cost, self.gram)
 
     def row_slack(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted slacks ``(w (p - lo), w (hi - p))``, each ``(B, n)``; ``+inf`` on open sides,
