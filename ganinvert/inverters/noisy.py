@@ -9,7 +9,13 @@ Per layer, for a ReLU observation ``y = relu(A u + b) + e`` with ``|e|_inf <= ep
   noise level, grows by ``growth`` (1.2) until the LP is feasible, and is carried into the next
   layer. LeakyReLU rows: ``y > tau`` the positive branch, ``y < -tau`` the negative one (scaled
   by ``1 / alpha``), rows in between either.
-- ``norm="l2"``: the same schedule picks the threshold, then least squares on the rows
+- ``norm="l1"`` (the paper's "relax" LP): maximise ``sum_{y_j >= 2 tau} y_j a_j u`` subject to
+  ``act(A u + b) <= y + tau`` row-wise (:func:`relax_problem`). Pushing the fitted rows up to
+  their upper bounds makes the solution fit ``y`` in l_1 without an l_1 objective. Stopping rule,
+  from observables only: ``tau`` starts at the noise level and grows by ``growth`` while the
+  layer's l_1 residual ``||act(A u + b) - y||_1`` falls (or while the LP is infeasible); the
+  point of smallest residual is kept and passed to the next layer.
+- ``norm="l2"``: the l_inf schedule picks the threshold, then least squares on the rows
   ``y > tau`` (the active set), then ``u >= 0``.
 
 Joint polish (``joint=True``, default, for generators whose hidden activations are piecewise
@@ -21,15 +27,21 @@ regions as in :func:`~ganinvert.lp.pattern.solve_pattern_lp`) or least squares o
 output rows (``l2``). The polished ``z`` is kept only where its misfit in the chosen norm is
 smaller than the layer-wise one.
 
-When ``noise`` is not given, ``tau`` starts at the LP's smallest l_inf misfit of the last layer
-with no threshold: a lower bound on the noise level, measured from the data alone.
+When ``noise`` is not given it is estimated from ``x`` alone: bisection on ``log tau`` for the
+threshold where the last layer's thresholded l_inf LP turns feasible (``t* <= tau``), to a factor
+``growth``; the estimate is the largest ``tau`` seen infeasible. That is a lower bound on the true
+l_inf noise level (``u*`` is feasible at ``tau = eps``), so the schedule starts below the noise
+and grows to it. No bound is
+reported then: the certificate needs the true level.
 
-Certified error (linf, with ``noise`` given and ``tau >= eps`` at every layer): ``t* <= eps``
-since ``u*`` is feasible, so ``|A_S (u - u*)|_inf <= 2 eps`` on the active rows ``S`` and
-``||u - u*||_2 <= 2 eps sqrt(|S|) / sigma_min(A_S)`` (``sigma_min`` bounded below rigorously by
-the fast path's Cholesky). That bound is the next layer's noise level; the latent's is reported.
-After a joint polish the reported bound is that of the layer-wise estimate ``z_lw`` plus
-``||z - z_lw||`` (triangle inequality): still certified.
+Certified error (linf and l2, with ``noise`` given and ``tau >= eps`` at every layer): on the
+active rows ``S`` both ``u`` (misfit ``t``) and ``u*`` (misfit ``<= eps``) fit ``y``, so
+``|A_S (u - u*)|_inf <= eps + t`` and ``||u - u*||_2 <= (eps + t) sqrt(|S|) /
+sigma_min(A_S)`` (``sigma_min`` bounded below rigorously by the fast path's Cholesky). That bound
+is the next layer's noise level; the latent's is reported. After a joint polish the reported
+bound is that of the layer-wise estimate ``z_lw`` plus ``||z - z_lw||`` (triangle inequality):
+still certified. The relax LP bounds its rows from above only, so the l1 fit has no such bound
+and reports none.
 """
 
 from __future__ import annotations
@@ -51,7 +63,8 @@ from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l1", "l2")
+_ORD = {"linf": math.inf, "l1": 1, "l2": 2}
 
 
 def threshold_bounds(act, y: torch.Tensor, tau: torch.Tensor):
@@ -72,15 +85,56 @@ def threshold_bounds(act, y: torch.Tensor, tau: torch.Tensor):
                             "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
 
 
+#: the l_1 relax LP's cost is scaled so that the multipliers of its fitted rows sum to this: far
+#: below 1, so the exact penalty of :class:`~ganinvert.lp.problem.LayerProblem` holds (``t* = 0``
+#: whenever the relaxed polyhedron is non-empty)
+RELAX_COST_SCALE = 1e-2
+
+
+def relax_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
+                  u_range: tuple[float, float]) -> LayerProblem:
+    """The l_1 ("relax") LP of DESIGN.md 4 for observation ``y`` (B, n), ``tau`` (B, 1)::
+
+        maximise  sum_{y_j >= 2 tau} y_j a_j u   s.t.  act(A u + b) <= y + tau  (row-wise)
+
+    i.e. ``A u + b <= max(0, y + tau)`` for ReLU; LeakyReLU rows with ``y + tau < 0`` bound the
+    negative branch, ``A u + b <= (y + tau) / alpha`` (weight ``alpha``, output units), and rows
+    with ``y <= -2 tau`` join the objective with weight ``alpha |y_j|``; linear rows keep the band
+    ``|A u + b - y| <= tau`` and no objective. As the one layer LP with a cost (the exact-penalty
+    form): ``t* = 0`` where the relaxed polyhedron is non-empty.
+    """
+    inf = torch.full_like(y, math.inf)
+    v = y + tau
+    if isinstance(act, ReLU):
+        lo, hi, w = -inf, v.clamp(min=0), torch.ones_like(y)
+        g = torch.where(y >= 2 * tau, y, torch.zeros_like(y))
+    elif isinstance(act, LeakyReLU):
+        a = act.negative_slope
+        lo, hi = -inf, torch.where(v >= 0, v, v / a)
+        w = torch.where(v >= 0, torch.ones_like(y), torch.full_like(y, a))
+        g = torch.where(y >= 2 * tau, y, torch.where(y <= -2 * tau, a * y.abs(), torch.zeros_like(y)))
+    elif isinstance(act, Identity):
+        lo, hi, w, g = y - tau, v, torch.ones_like(y), torch.zeros_like(y)
+    else:
+        raise InvalidInputError(f"Expected: ReLU, LeakyReLU or no activation for noisy inversion, Got: {act!r}. "
+                                "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
+    # fitted rows tight at their bounds have multipliers g_j / w_j (weighted rows): scaled to sum to
+    # RELAX_COST_SCALE; no fitted rows: no cost (the LP finds a point of the polyhedron)
+    total = (g / w).sum(1, keepdim=True)
+    cost = -RELAX_COST_SCALE * (g @ A) / torch.where(total > 0, total, torch.ones_like(total))
+    return LayerProblem(A, b, lo, hi, w, *u_range, cost=cost)
+
+
 class Noisy(Inverter):
     """Layer-wise inversion of noisy observations (see the module doc).
 
     Args:
-        norm: ``"linf"`` (LP per layer with the threshold schedule) or ``"l2"`` (least squares
-            on the active set).
+        norm: ``"linf"`` (LP per layer with the threshold schedule), ``"l1"`` (the relax LP)
+            or ``"l2"`` (least squares on the active set).
         noise: the l_inf noise level ``eps`` of x (None: estimated, see the module doc).
         growth: factor of the threshold schedule; max_steps: at most this many growths per layer.
-        joint: polish over all layers at once with the hidden pattern fixed (module doc).
+        joint: polish over all layers at once with the hidden pattern fixed (module doc; linf
+            and l2 only).
         joint_rounds: pattern LPs of the ``linf`` polish's descent.
     """
 
@@ -90,8 +144,7 @@ class Noisy(Inverter):
                  max_steps: int = 80, max_dense_entries: int = DEFAULT_MAX_DENSE, joint: bool = True,
                  joint_rounds: int = 5) -> None:
         if norm not in NORMS:
-            raise InvalidInputError(f"Expected norm in {NORMS}, Got: {norm!r}"
-                                    + (" (the l1 'relax' LP is not built yet)" if norm == "l1" else ""))
+            raise InvalidInputError(f"Expected norm in {NORMS}, Got: {norm!r}")
         if noise is not None and not noise >= 0:
             raise InvalidInputError(f"Expected noise >= 0 (the l_inf noise level of x) or None, Got: {noise}")
         if not growth > 1 or max_steps < 1:
@@ -101,6 +154,60 @@ class Noisy(Inverter):
         if joint_rounds < 1:
             raise InvalidInputError(f"Expected joint_rounds >= 1, Got: {joint_rounds}")
         self.joint, self.joint_rounds = bool(joint), int(joint_rounds)
+
+    def _estimate_noise(self, A, b, act, x, u_range, *, rtol: float) -> torch.Tensor:
+        """``(B,)`` a lower bound on the l_inf noise level: the largest threshold ``tau`` found at
+        which the last layer's thresholded l_inf LP is infeasible (``t* > tau``), within a factor
+        ``growth`` of the smallest feasible one. ``u*`` is feasible with ``t <= eps`` at
+        ``tau = eps`` and feasibility is monotone in ``tau`` (a larger threshold only relaxes
+        rows), so an infeasible ``tau`` is below ``eps``. Bisection on ``log tau`` between
+        ``rtol max|x|`` and the misfit at threshold 0 (feasible at its own value), about 8 LP
+        solves; ``rtol max|x|`` itself where that is already feasible (exact data)."""
+        lo_tau = (rtol * x.abs().amax(1)).clamp(min=1e-300)
+
+        def misfit(idx, tau):
+            lo, hi, w = threshold_bounds(act, x[idx], tau[:, None])
+            return solve_ipm(LayerProblem(A, b, lo, hi, w, *u_range)).t
+
+        every = torch.arange(x.shape[0], device=x.device)
+        hi_tau = torch.maximum(misfit(every, torch.zeros_like(lo_tau)), lo_tau)
+        hi_tau = torch.where(misfit(every, lo_tau) <= lo_tau * (1 + 1e-9) + 1e-12, lo_tau, hi_tau)
+        while True:
+            idx = (hi_tau > lo_tau * self.growth).nonzero().flatten()
+            if not idx.numel():
+                break
+            mid = (lo_tau[idx] * hi_tau[idx]).sqrt()
+            feasible = misfit(idx, mid) <= mid * (1 + 1e-9) + 1e-12
+            hi_tau[idx] = torch.where(feasible, mid, hi_tau[idx])
+            lo_tau[idx] = torch.where(feasible, lo_tau[idx], mid)
+        return lo_tau
+
+    def _layer_l1(self, A, b, act, y, tau, u_range):
+        """The relax LP for every sample; ``tau`` (B,) grows by ``growth`` while the layer's l_1
+        residual ``||act(A u + b) - y||_1`` falls (or while the LP is infeasible), and the best
+        point is kept. Returns ``(u, residual, tau)``."""
+        B, k = y.shape[0], A.shape[1]
+        best_u = torch.zeros(B, k, dtype=y.dtype, device=y.device)
+        best_r = torch.full((B,), math.inf, dtype=y.dtype, device=y.device)
+        best_tau = tau.clone()
+        feas_tol = 1e-9 * (1 + y.abs().amax(1))
+        todo = torch.arange(B, device=y.device)
+        for _ in range(self.max_steps):
+            sol = solve_ipm(relax_problem(act, A, b, y[todo], tau[todo, None], u_range))
+            r = (act.forward(sol.u @ A.T + b) - y[todo]).abs().sum(1)
+            feasible = sol.t <= feas_tol[todo]
+            first = torch.isinf(best_r[todo])  # no feasible point yet: keep the least-violating one
+            better = (feasible & (r < best_r[todo])) | first
+            i = todo[better]
+            best_u[i], best_tau[i] = sol.u[better], tau[i]
+            best_r[i] = torch.where(feasible[better], r[better], torch.full_like(r[better], math.inf))
+            todo = todo[better]  # improved (or still infeasible): grow and solve again
+            if not todo.numel():
+                break
+            tau[todo] *= self.growth
+        last = torch.isinf(best_r)  # never feasible within max_steps: report the true l_1 residual
+        best_r[last] = (act.forward(best_u[last] @ A.T + b) - y[last]).abs().sum(1)
+        return best_u, best_r, best_tau
 
     def _layer(self, A, b, act, y, tau, u_range, *, want_sigma: bool):
         """Solve one layer for every sample, growing ``tau`` (B,) where infeasible. Returns
@@ -165,29 +272,34 @@ class Noisy(Inverter):
         y = x
         last = chain.layers[-1]
         A_last = last.op.dense(max_entries=self.max_dense_entries)
-        if self.noise is None:  # the smallest l_inf misfit with no threshold: a lower bound on the noise
-            lo, hi, w = threshold_bounds(last.act, x, torch.zeros(B, 1, dtype=x.dtype, device=x.device))
-            t0 = solve_ipm(LayerProblem(A_last, last.bias, lo, hi, w, *chain.input_range(L - 1))).t
-            tau = torch.maximum(t0, rtol * x.abs().amax(1))
+        if self.noise is None:
+            tau = self._estimate_noise(A_last, last.bias, last.act, x, chain.input_range(L - 1), rtol=rtol)
         else:
             tau = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device).clamp(min=1e-300)
-        eps = None if self.noise is None else torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device)
+        eps = None  # the certified bound's error carried down (l_inf and l2 with a known noise level)
+        if self.noise is not None and self.norm != "l1":
+            eps = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device)
         valid = torch.ones(B, dtype=torch.bool, device=x.device)
         for i in reversed(range(L)):
             layer = chain.layers[i]
             A = A_last if i == L - 1 else layer.op.dense(max_entries=self.max_dense_entries)
+            if self.norm == "l1":
+                u, t, tau = self._layer_l1(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i))
+                res[:, i], y = t.cpu(), u
+                continue
             u, t, tau, prob, sig = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i),
                                                want_sigma=eps is not None)
             res[:, i] = t.cpu()
             if eps is not None:  # the certified bound, valid while tau >= the noise it must absorb
+                # on the active rows S, |A_S (u - u*)| <= t + eps (the fit's misfit plus the noise)
                 valid &= (tau >= eps * (1 - 1e-9)) & (sig > 0) & (t <= tau * (1 + 1e-9) + 1e-12)
-                eps = torch.where(sig > 0, 2 * eps * prob.eq.sum(1).to(x.dtype).sqrt() / sig.clamp(min=1e-300),
+                eps = torch.where(sig > 0, (eps + t) * prob.eq.sum(1).to(x.dtype).sqrt() / sig.clamp(min=1e-300),
                                   torch.full_like(eps, math.inf))
             if i == L - 1:
                 last_prob = prob
             y = u
         polished = torch.zeros(B, dtype=torch.bool, device=x.device)
-        if self.joint and L > 1 and applies(chain):
+        if self.joint and self.norm != "l1" and L > 1 and applies(chain):
             z, misfit = self._joint(chain, y, x, last_prob)
             moved = (z - y).norm(dim=1)
             polished = moved > 0
@@ -197,8 +309,12 @@ class Noisy(Inverter):
         bound = torch.full((B,), float("nan"), dtype=torch.float64)
         if eps is not None:
             bound = torch.where(valid, eps, torch.full_like(eps, math.nan)).cpu()
-        msgs = [f"{self.norm} fit{' + joint polish' if polished[j] else ''}, final threshold tau={tau[j].item():.3g}" + (
-            f", certified ||z - z*|| <= {bound[j].item():.3g}" if not math.isnan(bound[j]) else "") for j in range(B)]
+        with torch.no_grad():  # the achieved residual in the chosen norm
+            r_out = torch.linalg.vector_norm(chain.forward_all(y)[-1] - x, ord=_ORD[self.norm], dim=1).cpu()
+        msgs = [f"{self.norm} fit{' + joint polish' if polished[j] else ''}, ||G(z) - x||_{self.norm[1:]} = "
+                f"{r_out[j].item():.3g}, final threshold tau={tau[j].item():.3g}"
+                + (f", certified ||z - z*|| <= {bound[j].item():.3g}" if not math.isnan(bound[j]) else "")
+                for j in range(B)]
         if polished.any():
             res[:, -1] = torch.where(polished, misfit, res[:, -1].to(x)).cpu().double()
         raw = RawSolution(z=y, layer_residuals=res, unique=torch.zeros(B, L, dtype=torch.bool),

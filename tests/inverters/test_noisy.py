@@ -1,12 +1,14 @@
-"""Noisy inversion: the l_inf LP with the threshold schedule tracks the noise level, its certified
-bound holds wherever it is reported, and bad options say what is expected."""
+"""Noisy inversion: the l_inf and l_1 LPs with their threshold schedules track the noise level,
+the certified bound holds wherever it is reported, the estimated noise level is a lower bound on
+the true one, the batched solver agrees with HiGHS on every formulation, and bad options say
+what is expected."""
 
 import pytest
 import torch
 
 import ganinvert as gi
-from ganinvert.activations import ReLU
-from ganinvert.inverters.noisy import threshold_bounds
+from ganinvert.activations import Identity, LeakyReLU, ReLU
+from ganinvert.inverters.noisy import Noisy, relax_problem, threshold_bounds
 from ganinvert.lp.highs import solve_highs
 from ganinvert.lp.ipm import solve_ipm
 from ganinvert.lp.problem import LayerProblem
@@ -14,12 +16,12 @@ from ganinvert.lp.problem import LayerProblem
 from ..conftest import latents, random_mlp, rel_err
 
 
-def _noisy(G, n, k, eps, seed=0):
+def _noisy(G, n, k, eps, seed=0, clamp=True):
     z = latents(n, k, seed=seed + 1)
     with torch.no_grad():
         x0 = G(z)
     e = eps * (2 * torch.rand(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1)
-    return z, (x0 + e).clamp(min=0)
+    return z, (x0 + e).clamp(min=0) if clamp else x0 + e
 
 
 @pytest.mark.parametrize("eps", [1e-6, 1e-4, 1e-2])
@@ -61,8 +63,8 @@ def test_thresholded_layer_lp_matches_highs():
 def test_bad_noisy_options_are_typed_errors():
     G = random_mlp([4, 20, 50], seed=0)
     x = G(latents(2, 4)).detach()
-    with pytest.raises(gi.InvalidInputError, match="l1 'relax' LP is not built yet"):
-        gi.invert(G, x, norm="l1")
+    with pytest.raises(gi.InvalidInputError, match=r"Expected norm in \('linf', 'l1', 'l2'\), Got: 'l3'"):
+        gi.invert(G, x, norm="l3")
     with pytest.raises(gi.InvalidInputError, match="noise >= 0"):
         gi.invert(G, x, noise=-1.0)
     with pytest.raises(gi.InvalidInputError, match="default method"):
@@ -98,3 +100,70 @@ def test_bound_after_the_joint_polish_still_holds():
     assert rep.float().mean() > 0.5 and any("joint polish" in m for m in jt.messages)
     assert ((jt.z - z).norm(dim=1)[rep] <= jt.bound[rep]).all()
     assert (jt.bound[rep] >= lw.bound[rep]).all() and (jt.bound[rep] > lw.bound[rep]).any()
+
+
+@pytest.mark.parametrize("eps", [1e-6, 1e-4, 1e-2])
+def test_l1_error_tracks_the_noise_level(eps):
+    G = random_mlp([20, 100, 500], seed=0)
+    z, x = _noisy(G, 40, 20, eps)
+    r = gi.invert(G, x, norm="l1", noise=eps)
+    med = rel_err(r.z, z).median().item()
+    assert eps / 10 <= med <= 10 * eps  # measured about 6 eps (l_inf: about 1 eps)
+    assert r.methods[0] == "noisy-l1" and r.bound.isnan().all()  # the theory gives no l1 bound
+    assert all(m.startswith("l1 fit, ||G(z) - x||_1 = ") for m in r.messages)
+
+
+def test_l1_on_a_leaky_net_with_estimated_noise():
+    G = random_mlp([10, 80, 400], act="leaky", out_act="leaky", seed=3)
+    z, x = _noisy(G, 30, 10, 1e-4, clamp=False)
+    assert rel_err(gi.invert(G, x, norm="l1").z, z).median() < 1e-3
+
+
+@pytest.mark.parametrize("act, u_range", [(ReLU(), (float("-inf"), float("inf"))), (ReLU(), (0.0, float("inf"))),
+                                          (LeakyReLU(0.2), (float("-inf"), float("inf"))),
+                                          (Identity(), (float("-inf"), float("inf")))])
+def test_relax_lp_matches_highs(act, u_range):
+    # the l_1 relax LP (a cost on u, exact penalty on t) solved by the batched IPM reaches HiGHS's
+    # optimal value; t = 0 since the true pre-image is feasible at tau = eps
+    G = random_mlp([20, 200], seed=4)
+    A, b = G[0].weight.detach(), G[0].bias.detach()
+    z = latents(12, 20, seed=1)
+    z = z.abs() if u_range[0] == 0 else z
+    eps = 1e-2
+    y = act.forward(z @ A.T + b) + eps * (2 * torch.rand(12, 200, generator=torch.Generator().manual_seed(0),
+                                                           dtype=torch.float64) - 1)
+    prob = relax_problem(act, A, b, y, torch.full((12, 1), eps, dtype=torch.float64), u_range)
+    si, sh = solve_ipm(prob), solve_highs(prob)
+    assert si.ok.all() and sh.ok.all() and (si.t <= 1e-9).all()
+    value = lambda sol: (prob.cost * sol.u).sum(1) + sol.t  # noqa: E731
+    torch.testing.assert_close(value(si), value(sh), rtol=1e-6, atol=1e-9)
+    if not isinstance(act, Identity):  # the fitted rows carry a cost: not a mere feasibility point
+        assert (value(sh) < 0).all()
+
+
+def test_estimated_noise_is_a_lower_bound_on_the_true_level():
+    G = random_mlp([20, 100, 500], seed=0)
+    for eps in (1e-5, 1e-2):
+        z, x = _noisy(G, 20, 20, eps, clamp=False)
+        with torch.no_grad():
+            true = (x - G(z)).abs().amax(1)
+        last = G[-2]
+        est = Noisy()._estimate_noise(last.weight.detach(), last.bias.detach(), ReLU(), x,
+                                      (0.0, float("inf")), rtol=1e-12)
+        assert (est <= true).all() and (est >= true / 2).all()  # measured: 0.89 to 1.0 of it
+
+
+def test_negative_noisy_values_accepted_up_to_the_noise_level():
+    # uniform noise takes ReLU outputs below zero: valid data for the noisy method, not for exact
+    G = random_mlp([20, 100, 500], seed=0)
+    z, x = _noisy(G, 10, 20, 1e-3, clamp=False)
+    assert (x < 0).any()
+    r = gi.invert(G, x, norm="linf", noise=1e-3)
+    assert all(s is gi.Status.APPROXIMATE for s in r.status) and rel_err(r.z, z).median() < 1e-2
+    with torch.no_grad():
+        achieved = (G(r.z) - x).abs().amax(1)
+    assert f"||G(z) - x||_inf = {achieved[0].item():.3g}" in r.messages[0]
+    bad = gi.invert(G, x - 0.01, norm="linf", noise=1e-3)
+    assert bad.status[0] is gi.Status.INVALID
+    assert "(noise level 0.001 allowed). Hint: pass a larger noise=" in bad.messages[0]
+    assert gi.invert(G, x, noise=None, norm="l1").status[0] is gi.Status.APPROXIMATE  # estimated: any range
