@@ -80,12 +80,13 @@ def _batch(x: object, out_shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
                              f"Got: {shape} ({x.dim()} dims).{hint}")
 
 
-def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float) -> list[str]:
-    """Per sample ``x`` (B, n) float64: "" when valid, else what is wrong and how to fix it."""
+def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float, *, slack: float = 0.0) -> list[str]:
+    """Per sample ``x`` (B, n) float64: "" when valid, else what is wrong and how to fix it.
+    ``slack``: how far values may leave the output activation's range (the noise level)."""
     act = chain.layers[-1].act
     finite = torch.isfinite(x).all(1)
     scale = torch.where(finite, x.abs().amax(1), torch.zeros_like(x[:, 0]))
-    tol = (rtol * scale.clamp(min=1.0))[:, None]
+    tol = (rtol * scale.clamp(min=1.0))[:, None] + slack
     bad_range = act.out_of_range(torch.where(torch.isfinite(x), x, torch.zeros_like(x)), tol=tol)
     reasons = []
     for i in range(x.shape[0]):
@@ -95,7 +96,8 @@ def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float) -> list[str]:
         elif bad_range[i]:
             reasons.append(f"x has values in [{x[i].min().item():.4g}, {x[i].max().item():.4g}] but "
                            f"the generator's output activation ({act!r}) only produces "
-                           f"{act.range_hint()}")
+                           f"{act.range_hint()}" + (f" (noise level {slack:g} allowed). Hint: pass a larger "
+                                                    "noise=, or noise=None to estimate it" if slack else ""))
         elif isinstance(act, ReLU) and not (x[i] > 0).any():
             reasons.append("x is all zeros: for a ReLU-output generator every latent in a whole "
                            "cone maps to it, so it identifies nothing; Expected some positive values")
@@ -173,9 +175,12 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             polish, with ``M`` as the last, linear layer). Answers are at best EXACT_NONUNIQUE
             when ``m < n``. ``x_hat`` is the image ``G(z)``; ``residual`` is measured on ``x``.
         norm, noise: noisy observations: ``norm="linf"`` (the l_inf LP per layer with the
-            threshold schedule) or ``"l2"`` (least squares on the active set), ``noise`` the l_inf
-            noise level of x (None: estimated). Shorthand for ``method=ganinvert.Noisy(...)``;
-            results then carry ``bound``, the certified latent error where the theory gives one.
+            threshold schedule), ``"l1"`` (the "relax" LP per layer) or ``"l2"`` (least squares
+            on the active set), ``noise`` the l_inf noise level of x (None: estimated from x as
+            the threshold where the last layer's l_inf LP turns feasible, found by bisection:
+            a lower bound on the true level). Shorthand for ``method=ganinvert.Noisy(...)``; messages
+            give the achieved ``||G(z) - x||`` in the chosen norm, and ``bound`` the certified
+            latent error where the theory gives one (linf/l2 with ``noise`` given).
         rtol: ``||G(z) - x|| / ||x||`` that counts as exact; default 1e-6 for float64 x,
             1e-4 for float32, 1e-2 for half precision.
         latent_shape: per-sample latent shape when it cannot be inferred.
@@ -221,7 +226,10 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
     t_adapt = time.perf_counter()
 
-    reasons = _invalid_samples(chain, x64, rtol)
+    slack = 0.0  # noisy observations leave the output range by up to the noise (any: estimated)
+    if isinstance(inverter, Noisy):
+        slack = math.inf if inverter.noise is None else inverter.noise
+    reasons = _invalid_samples(chain, x64, rtol, slack=slack)
     valid = torch.tensor([not r for r in reasons], device=x.device)
     B, L = x64.shape[0], len(chain)
     z = torch.zeros(B, chain.in_dim, dtype=torch.float64, device=x.device)

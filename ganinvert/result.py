@@ -53,13 +53,15 @@ class InversionResult:
         residual: relative residual ``||G(z) - x||_2 / ||x||_2`` per sample, float64 on CPU
             (``nan`` for INVALID samples).
         layer_residuals: ``(B, L)`` float64: per layer (index 0 = first layer), the largest
-            constraint violation of the layer's solve, in pre-activation units.
+            constraint violation of the layer's solve, in pre-activation units (noisy
+            inversion: the layer's thresholded l_inf misfit for linf/l2, its l_1 residual
+            ``||act(A u + b) - y||_1`` for l1).
         unique: ``(B, L)`` bool: layer's pre-image certified to be a single point.
         methods: per sample, the solver path that produced z (e.g. ``"lstsq"``, ``"ipm"``).
         messages: per sample, an explanation ("" when EXACT).
         method: the inverter's name.
         bound: ``(B,)`` float64: certified bound on ``||z - z*||_2`` where the method gives one
-            (noisy l_inf inversion with a known noise level), else nan.
+            (noisy l_inf or l2 inversion with a known noise level), else nan.
         timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``...).
         batched: whether x had a batch dimension.
     """
