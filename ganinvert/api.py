@@ -178,9 +178,10 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             threshold schedule), ``"l1"`` (the "relax" LP per layer) or ``"l2"`` (least squares
             on the active set), ``noise`` the l_inf noise level of x (None: estimated from x as
             the threshold where the last layer's l_inf LP turns feasible, found by bisection:
-            a lower bound on the true level). Shorthand for ``method=ganinvert.Noisy(...)``; messages
-            give the achieved ``||G(z) - x||`` in the chosen norm, and ``bound`` the certified
-            latent error where the theory gives one (linf/l2 with ``noise`` given).
+            a lower bound on the true level). Shorthand for ``method=ganinvert.Noisy(...)``;
+            results then carry ``fit_residual``, the achieved ``||G(z) - x||`` in the chosen
+            norm, and ``bound``, the certified latent error where the theory gives one (linf/l2
+            with ``noise`` given).
         rtol: ``||G(z) - x|| / ||x||`` that counts as exact; default 1e-6 for float64 x,
             1e-4 for float32, 1e-2 for half precision.
         latent_shape: per-sample latent shape when it cannot be inferred.
@@ -238,6 +239,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     unique = torch.zeros(B, L, dtype=torch.bool)
     status, methods, messages = [Status.INVALID] * B, ["none"] * B, list(reasons)
     bound = torch.full((B,), float("nan"), dtype=torch.float64)
+    fit_residual = None
     raw: RawSolution | None = None
     idx = valid.nonzero().flatten()
     if idx.numel():
@@ -258,6 +260,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         st, msg = assign_status(raw, res, rtol=rtol)
         cpu_idx = idx.cpu()
         residual[cpu_idx], layer_res[cpu_idx], unique[cpu_idx] = res, raw.layer_residuals, raw.unique
+        if isinstance(inverter, Noisy):  # the misfit in the norm the fit minimised
+            fit_residual = torch.full((B,), float("nan"), dtype=torch.float64)
+            fit_residual[cpu_idx] = torch.linalg.vector_norm(diff, ord=inverter.order, dim=1).cpu()
         for j, i in enumerate(idx.tolist()):
             status[i], methods[i], messages[i] = st[j], raw.methods[j], msg[j]
     if measurement is not None:  # the image, not its measurements
@@ -267,7 +272,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     result = InversionResult(
         z=z_out if batched else z_out[0], x_hat=x_hat if batched else x_hat[0], status=status,
         residual=residual, layer_residuals=layer_res, unique=unique, methods=methods,
-        messages=messages, method=inverter.name, batched=batched, bound=bound,
+        messages=messages, method=inverter.name, batched=batched, bound=bound, fit_residual=fit_residual,
         timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt, "total": time.perf_counter() - t0})
     logger.info("%s", result.summary())
     if throw and not all(s.solved for s in status):

@@ -62,6 +62,9 @@ class InversionResult:
         method: the inverter's name.
         bound: ``(B,)`` float64: certified bound on ``||z - z*||_2`` where the method gives one
             (noisy l_inf or l2 inversion with a known noise level), else nan.
+        fit_residual: ``(B,)`` float64: ``||G(z) - x||`` in the chosen norm of a noisy fit
+            (l_inf, l_1 or l2; observed pixels only under a mask; nan for INVALID samples), or
+            None for the other methods.
         timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``...).
         batched: whether x had a batch dimension.
     """
@@ -76,6 +79,7 @@ class InversionResult:
     messages: list[str]
     method: str
     bound: torch.Tensor | None = None
+    fit_residual: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     batched: bool = True
 

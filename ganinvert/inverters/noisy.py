@@ -64,7 +64,8 @@ from .base import Inverter, RawSolution
 logger = logging.getLogger(__name__)
 
 NORMS = ("linf", "l1", "l2")
-_ORD = {"linf": math.inf, "l1": 1, "l2": 2}
+#: ``ord`` of :func:`torch.linalg.vector_norm` for each norm
+NORM_ORDER = {"linf": math.inf, "l1": 1, "l2": 2}
 
 
 def threshold_bounds(act, y: torch.Tensor, tau: torch.Tensor):
@@ -154,6 +155,11 @@ class Noisy(Inverter):
         if joint_rounds < 1:
             raise InvalidInputError(f"Expected joint_rounds >= 1, Got: {joint_rounds}")
         self.joint, self.joint_rounds = bool(joint), int(joint_rounds)
+
+    @property
+    def order(self) -> float:
+        """The chosen norm as ``ord`` of :func:`torch.linalg.vector_norm`."""
+        return NORM_ORDER[self.norm]
 
     def _estimate_noise(self, A, b, act, x, u_range, *, rtol: float) -> torch.Tensor:
         """``(B,)`` a lower bound on the l_inf noise level: the largest threshold ``tau`` found at
@@ -310,7 +316,7 @@ class Noisy(Inverter):
         if eps is not None:
             bound = torch.where(valid, eps, torch.full_like(eps, math.nan)).cpu()
         with torch.no_grad():  # the achieved residual in the chosen norm
-            r_out = torch.linalg.vector_norm(chain.forward_all(y)[-1] - x, ord=_ORD[self.norm], dim=1).cpu()
+            r_out = torch.linalg.vector_norm(chain.forward_all(y)[-1] - x, ord=self.order, dim=1).cpu()
         msgs = [f"{self.norm} fit{' + joint polish' if polished[j] else ''}, ||G(z) - x||_{self.norm[1:]} = "
                 f"{r_out[j].item():.3g}, final threshold tau={tau[j].item():.3g}"
                 + (f", certified ||z - z*|| <= {bound[j].item():.3g}" if not math.isnan(bound[j]) else "")

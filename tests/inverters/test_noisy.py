@@ -162,8 +162,23 @@ def test_negative_noisy_values_accepted_up_to_the_noise_level():
     assert all(s is gi.Status.APPROXIMATE for s in r.status) and rel_err(r.z, z).median() < 1e-2
     with torch.no_grad():
         achieved = (G(r.z) - x).abs().amax(1)
+    torch.testing.assert_close(r.fit_residual, achieved, rtol=1e-12, atol=0.0)
     assert f"||G(z) - x||_inf = {achieved[0].item():.3g}" in r.messages[0]
+    assert gi.invert(G, G(z).detach()).fit_residual is None  # only noisy fits report one
     bad = gi.invert(G, x - 0.01, norm="linf", noise=1e-3)
     assert bad.status[0] is gi.Status.INVALID
     assert "(noise level 0.001 allowed). Hint: pass a larger noise=" in bad.messages[0]
     assert gi.invert(G, x, noise=None, norm="l1").status[0] is gi.Status.APPROXIMATE  # estimated: any range
+
+
+def test_fit_residual_is_in_the_chosen_norm_on_observed_pixels():
+    G = random_mlp([10, 80, 400], seed=2)
+    z, x = _noisy(G, 8, 10, 1e-3)
+    mask = torch.rand(400, generator=torch.Generator().manual_seed(4)) < 0.9
+    x_obs = torch.where(mask, x, torch.full_like(x, float("nan")))  # unobserved pixels are not data
+    for norm, order in (("l1", 1), ("l2", 2)):
+        r = gi.invert(G, x_obs, norm=norm, noise=1e-3, mask=mask)
+        with torch.no_grad():
+            want = torch.linalg.vector_norm((G(r.z) - x)[:, mask], ord=order, dim=1)
+        torch.testing.assert_close(r.fit_residual, want, rtol=1e-12, atol=0.0)
+        assert rel_err(r.z, z).median() < 1e-2
