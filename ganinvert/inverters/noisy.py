@@ -31,8 +31,7 @@ When ``noise`` is not given it is estimated from ``x`` alone: bisection on ``log
 threshold where the last layer's thresholded l_inf LP turns feasible (``t* <= tau``), to a factor
 ``growth``; the estimate is the largest ``tau`` seen infeasible. That is a lower bound on the true
 l_inf noise level (``u*`` is feasible at ``tau = eps``), so the schedule starts below the noise
-and grows to it. No bound is
-reported then: the certificate needs the true level.
+and grows to it. No bound is reported then: the certificate needs the true level.
 
 Certified error (linf and l2, with ``noise`` given and ``tau >= eps`` at every layer): on the
 active rows ``S`` both ``u`` (misfit ``t``) and ``u*`` (misfit ``<= eps``) fit ``y``, so
@@ -195,6 +194,7 @@ class Noisy(Inverter):
         B, k = y.shape[0], A.shape[1]
         best_u = torch.zeros(B, k, dtype=y.dtype, device=y.device)
         best_r = torch.full((B,), math.inf, dtype=y.dtype, device=y.device)
+        found = torch.zeros(B, dtype=torch.bool, device=y.device)  # a feasible point kept
         best_tau = tau.clone()
         feas_tol = 1e-9 * (1 + y.abs().amax(1))
         todo = torch.arange(B, device=y.device)
@@ -202,17 +202,14 @@ class Noisy(Inverter):
             sol = solve_ipm(relax_problem(act, A, b, y[todo], tau[todo, None], u_range))
             r = (act.forward(sol.u @ A.T + b) - y[todo]).abs().sum(1)
             feasible = sol.t <= feas_tol[todo]
-            first = torch.isinf(best_r[todo])  # no feasible point yet: keep the least-violating one
-            better = (feasible & (r < best_r[todo])) | first
+            # no feasible point yet: keep the latest (the most relaxed); then only better feasible ones
+            better = ~found[todo] | (feasible & (r < best_r[todo]))
             i = todo[better]
-            best_u[i], best_tau[i] = sol.u[better], tau[i]
-            best_r[i] = torch.where(feasible[better], r[better], torch.full_like(r[better], math.inf))
+            best_u[i], best_r[i], best_tau[i], found[i] = sol.u[better], r[better], tau[i], feasible[better]
             todo = todo[better]  # improved (or still infeasible): grow and solve again
             if not todo.numel():
                 break
             tau[todo] *= self.growth
-        last = torch.isinf(best_r)  # never feasible within max_steps: report the true l_1 residual
-        best_r[last] = (act.forward(best_u[last] @ A.T + b) - y[last]).abs().sum(1)
         return best_u, best_r, best_tau
 
     def _layer(self, A, b, act, y, tau, u_range, *, want_sigma: bool):
