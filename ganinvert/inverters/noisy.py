@@ -85,6 +85,17 @@ def threshold_bounds(act, y: torch.Tensor, tau: torch.Tensor):
                             "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
 
 
+def threshold_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
+                      u_range: tuple[float, float]) -> LayerProblem:
+    """The thresholded l_inf LP (module doc) for observation ``y`` (B, n), ``tau`` (B, 1)."""
+    return LayerProblem(A, b, *threshold_bounds(act, y, tau), *u_range)
+
+
+def _within(t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: misfit ``t`` accepted at threshold ``tau`` (``t <= tau`` up to round-off)."""
+    return t <= tau * (1 + 1e-9) + 1e-12
+
+
 #: the l_1 relax LP's cost is scaled so that the multipliers of its fitted rows sum to this: far
 #: below 1, so the exact penalty of :class:`~ganinvert.lp.problem.LayerProblem` holds (``t* = 0``
 #: whenever the relaxed polyhedron is non-empty)
@@ -171,18 +182,17 @@ class Noisy(Inverter):
         lo_tau = (rtol * x.abs().amax(1)).clamp(min=1e-300)
 
         def misfit(idx, tau):
-            lo, hi, w = threshold_bounds(act, x[idx], tau[:, None])
-            return solve_ipm(LayerProblem(A, b, lo, hi, w, *u_range)).t
+            return solve_ipm(threshold_problem(act, A, b, x[idx], tau[:, None], u_range)).t
 
         every = torch.arange(x.shape[0], device=x.device)
         hi_tau = torch.maximum(misfit(every, torch.zeros_like(lo_tau)), lo_tau)
-        hi_tau = torch.where(misfit(every, lo_tau) <= lo_tau * (1 + 1e-9) + 1e-12, lo_tau, hi_tau)
+        hi_tau = torch.where(_within(misfit(every, lo_tau), lo_tau), lo_tau, hi_tau)
         while True:
             idx = (hi_tau > lo_tau * self.growth).nonzero().flatten()
             if not idx.numel():
                 break
             mid = (lo_tau[idx] * hi_tau[idx]).sqrt()
-            feasible = misfit(idx, mid) <= mid * (1 + 1e-9) + 1e-12
+            feasible = _within(misfit(idx, mid), mid)
             hi_tau[idx] = torch.where(feasible, mid, hi_tau[idx])
             lo_tau[idx] = torch.where(feasible, lo_tau[idx], mid)
         return lo_tau
@@ -221,16 +231,14 @@ class Noisy(Inverter):
         t = torch.full((B,), math.inf, dtype=y.dtype, device=y.device)
         todo = torch.arange(B, device=y.device)
         for _ in range(self.max_steps):
-            lo, hi, w = threshold_bounds(act, y[todo], tau[todo, None])
-            sol = solve_ipm(LayerProblem(A, b, lo, hi, w, *u_range))
+            sol = solve_ipm(threshold_problem(act, A, b, y[todo], tau[todo, None], u_range))
             u[todo], t[todo] = sol.u, sol.t
-            bad = sol.t > tau[todo] * (1 + 1e-9) + 1e-12
+            bad = ~_within(sol.t, tau[todo])
             if not bad.any():
                 break
             todo = todo[bad]
             tau[todo] *= self.growth
-        lo, hi, w = threshold_bounds(act, y, tau[:, None])
-        prob = LayerProblem(A, b, lo, hi, w, *u_range)
+        prob = threshold_problem(act, A, b, y, tau[:, None], u_range)
         sigma = None
         if self.norm == "l2" or want_sigma:
             fp = lstsq_fast_path(prob, tol=torch.full((B,), math.inf, dtype=y.dtype, device=y.device))
@@ -295,7 +303,7 @@ class Noisy(Inverter):
             res[:, i] = t.cpu()
             if eps is not None:  # the certified bound, valid while tau >= the noise it must absorb
                 # on the active rows S, |A_S (u - u*)| <= t + eps (the fit's misfit plus the noise)
-                valid &= (tau >= eps * (1 - 1e-9)) & (sig > 0) & (t <= tau * (1 + 1e-9) + 1e-12)
+                valid &= (tau >= eps * (1 - 1e-9)) & (sig > 0) & _within(t, tau)
                 eps = torch.where(sig > 0, (eps + t) * prob.eq.sum(1).to(x.dtype).sqrt() / sig.clamp(min=1e-300),
                                   torch.full_like(eps, math.inf))
             if i == L - 1:

@@ -8,10 +8,9 @@ import torch
 
 import ganinvert as gi
 from ganinvert.activations import Identity, LeakyReLU, ReLU
-from ganinvert.inverters.noisy import Noisy, relax_problem, threshold_bounds
+from ganinvert.inverters.noisy import Noisy, relax_problem, threshold_problem
 from ganinvert.lp.highs import solve_highs
 from ganinvert.lp.ipm import solve_ipm
-from ganinvert.lp.problem import LayerProblem
 
 from ..conftest import latents, random_mlp, rel_err
 
@@ -60,8 +59,8 @@ def test_l2_and_estimated_noise():
 def test_thresholded_layer_lp_matches_highs():
     G = random_mlp([8, 50], seed=4)
     _, x = _noisy(G, 6, 8, 1e-2)
-    lo, hi, w = threshold_bounds(ReLU(), x, torch.full((6, 1), 1e-2, dtype=torch.float64))
-    prob = LayerProblem(G[0].weight.detach(), G[0].bias.detach(), lo, hi, w)
+    prob = threshold_problem(ReLU(), G[0].weight.detach(), G[0].bias.detach(), x,
+                             torch.full((6, 1), 1e-2, dtype=torch.float64), (float("-inf"), float("inf")))
     torch.testing.assert_close(solve_ipm(prob).t, solve_highs(prob).t, rtol=1e-6, atol=1e-9)
 
 
