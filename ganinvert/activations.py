@@ -5,6 +5,14 @@ per-row bounds ``lo <= p <= hi`` on the pre-activation (``lo == hi`` where ``p``
 determined, a one-sided bound where ``phi`` is flat: ReLU zeros, saturated Tanh/Sigmoid), plus
 per-row weights ``phi'(p)`` so that solvers measure misfit in output units to first order.
 Every tensor here is flat ``(B, n)``.
+
+Everything that differs per activation lives on its class, so adding one touches this file
+only: the exact layer rows (:meth:`Activation.bounds`), the noisy rows of the thresholded l_inf
+LP (:meth:`Activation.threshold_bounds`) and of the l_1 relax LP
+(:meth:`Activation.relax_rows`), the branch slopes of the activation-pattern LP
+(:attr:`Activation.piecewise_linear`, :meth:`Activation.branch_slope`), which observations
+identify nothing (:meth:`Activation.uninformative`) and how much a layer must expand to pin its
+input (:attr:`Activation.min_expansion`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from .errors import InvalidInputError
 
 _INF = math.inf
 _MIN_WEIGHT = 1e-2
@@ -38,11 +48,20 @@ class RowBounds:
 
 
 class Activation:
-    """Base class. Subclasses define ``forward``, ``range`` and ``bounds``."""
+    """Base class. Subclasses define ``forward``, ``range`` and ``bounds``; the noisy rows and
+    the pattern-LP slopes where the activation supports them."""
 
     name = "activation"
     #: closed range of the output, used as bounds on the next layer's input
     range: tuple[float, float] = (-_INF, _INF)
+    #: piecewise linear with its branches split at ``p = 0``: as a hidden activation, the
+    #: activation-pattern LP can fix its branch per unit
+    piecewise_linear = False
+    #: more than one branch: a hidden unit's branch is a constraint (a region row) of the pattern LP
+    kinked = False
+    #: output/input width ratio from which a layer's pre-image is expected to be a single point
+    #: (a rule of thumb for random-like weights, used by :func:`ganinvert.inspect`)
+    min_expansion = 1.0
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -50,6 +69,34 @@ class Activation:
     def bounds(self, y: torch.Tensor, *, tol: torch.Tensor) -> RowBounds:
         """Pre-activation bounds for observation ``y`` (B, n); ``tol`` (B, 1) absolute."""
         raise NotImplementedError
+
+    def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
+        """Rows of the thresholded l_inf LP for a noisy observation ``y`` (B, n) at threshold
+        ``tau`` (B, 1): rows observed clearly on one branch (``|y| > tau``) are fitted, the others
+        bounded (:func:`ganinvert.inverters.noisy.threshold_problem`)."""
+        raise self._no_noisy()
+
+    def relax_rows(self, y: torch.Tensor, tau: torch.Tensor) -> tuple[RowBounds, torch.Tensor]:
+        """Rows of the l_1 relax LP, ``act(A u + b) <= y + tau`` row-wise, and the objective's
+        per-row weights ``g`` (B, n) on the rows it pushes up to their bounds
+        (:func:`ganinvert.inverters.noisy.relax_problem`)."""
+        raise self._no_noisy()
+
+    def branch_slope(self, on: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        """Slope of each unit on the branch its pattern fixes (``on``: ``p >= 0``), in ``like``'s
+        dtype and device; only for :attr:`piecewise_linear` activations."""
+        raise TypeError(f"{self!r} is not piecewise linear: the activation-pattern LP does not apply to it")
+
+    def uninformative(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` bool: observations that identify nothing (every latent of a whole cone maps to
+        them); :attr:`uninformative_reason` says why."""
+        return torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
+
+    uninformative_reason = ""
+
+    def _no_noisy(self) -> InvalidInputError:
+        return InvalidInputError(f"Expected: ReLU, LeakyReLU or no activation for noisy inversion, Got: {self!r}. "
+                                 "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
 
     def out_of_range(self, y: torch.Tensor, *, tol: torch.Tensor) -> torch.Tensor:
         """``(B,)`` bool: samples with a value outside ``range`` by more than ``tol``."""
@@ -76,6 +123,7 @@ def _pinned(p: torch.Tensor) -> RowBounds:
 
 class Identity(Activation):
     name = "identity"
+    piecewise_linear = True
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return p
@@ -83,10 +131,25 @@ class Identity(Activation):
     def bounds(self, y: torch.Tensor, *, tol: torch.Tensor) -> RowBounds:
         return _pinned(y)
 
+    def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
+        return RowBounds(lo=y.clone(), hi=y.clone(), weight=torch.ones_like(y))
+
+    def relax_rows(self, y: torch.Tensor, tau: torch.Tensor) -> tuple[RowBounds, torch.Tensor]:
+        # linear rows keep the band |A u + b - y| <= tau and carry no objective
+        return RowBounds(lo=y - tau, hi=y + tau, weight=torch.ones_like(y)), torch.zeros_like(y)
+
+    def branch_slope(self, on: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(like)
+
 
 class ReLU(Activation):
     name = "relu"
     range = (0.0, _INF)
+    piecewise_linear = kinked = True
+    # about half the rows of a random layer are positive, and the positive rows must pin the input
+    min_expansion = 2.0
+    uninformative_reason = ("x is all zeros: for a ReLU-output generator every latent in a whole "
+                            "cone maps to it, so it identifies nothing; Expected some positive values")
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return torch.relu(p)
@@ -97,12 +160,29 @@ class ReLU(Activation):
         hi = torch.where(on, y, torch.zeros_like(y))
         return RowBounds(lo=lo, hi=hi, weight=torch.ones_like(y))
 
+    def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
+        # y > tau: fitted, |a u + b - y| <= t; else bounded above, a u + b <= y + t
+        on = y > tau
+        return RowBounds(lo=torch.where(on, y, torch.full_like(y, -_INF)), hi=y.clone(), weight=torch.ones_like(y))
+
+    def relax_rows(self, y: torch.Tensor, tau: torch.Tensor) -> tuple[RowBounds, torch.Tensor]:
+        hi = (y + tau).clamp(min=0)  # A u + b <= max(0, y + tau)
+        g = torch.where(y >= 2 * tau, y, torch.zeros_like(y))
+        return RowBounds(lo=torch.full_like(y, -_INF), hi=hi, weight=torch.ones_like(y)), g
+
+    def branch_slope(self, on: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        return on.to(like.dtype)
+
+    def uninformative(self, y: torch.Tensor) -> torch.Tensor:
+        return ~(y > 0).any(dim=-1)
+
     def range_hint(self) -> str:
         return "non-negative values"
 
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
+    piecewise_linear = kinked = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         if not negative_slope > 0:
@@ -120,6 +200,28 @@ class LeakyReLU(Activation):
         p = torch.where(neg, y / self.negative_slope, y)
         w = torch.where(neg, torch.full_like(y, self.negative_slope), torch.ones_like(y))
         return RowBounds(lo=p, hi=p, weight=w)
+
+    def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
+        # y > tau: the positive branch; y < -tau: the negative one, scaled by 1/alpha (weight
+        # alpha keeps the misfit in output units); in between: either branch
+        a = self.negative_slope
+        pos, neg = y > tau, y < -tau
+        lo = torch.where(pos, y, torch.where(neg, y / a, (y - tau) / a))
+        hi = torch.where(pos, y, torch.where(neg, y / a, y + tau))
+        return RowBounds(lo=lo, hi=hi, weight=torch.where(neg, torch.full_like(y, a), torch.ones_like(y)))
+
+    def relax_rows(self, y: torch.Tensor, tau: torch.Tensor) -> tuple[RowBounds, torch.Tensor]:
+        # rows with y + tau < 0 bound the negative branch, A u + b <= (y + tau) / alpha (weight
+        # alpha, output units); rows with y <= -2 tau join the objective with weight alpha |y|
+        a = self.negative_slope
+        v = y + tau
+        hi = torch.where(v >= 0, v, v / a)
+        w = torch.where(v >= 0, torch.ones_like(y), torch.full_like(y, a))
+        g = torch.where(y >= 2 * tau, y, torch.where(y <= -2 * tau, a * y.abs(), torch.zeros_like(y)))
+        return RowBounds(lo=torch.full_like(y, -_INF), hi=hi, weight=w), g
+
+    def branch_slope(self, on: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        return torch.where(on, torch.ones_like(like), torch.full_like(like, self.negative_slope))
 
     def __repr__(self) -> str:
         return f"LeakyReLU({self.negative_slope:g})"

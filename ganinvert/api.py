@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .activations import Identity, ReLU
+from .activations import Identity
 from .adapters import Converter, to_chain
 from .chain import Chain, Layer
 from .errors import InvalidInputError, InversionError, ShapeMismatchError
@@ -87,7 +87,8 @@ def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float, *, slack: float
     finite = torch.isfinite(x).all(1)
     scale = torch.where(finite, x.abs().amax(1), torch.zeros_like(x[:, 0]))
     tol = (rtol * scale.clamp(min=1.0))[:, None] + slack
-    bad_range = act.out_of_range(torch.where(torch.isfinite(x), x, torch.zeros_like(x)), tol=tol)
+    x0 = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    bad_range, empty = act.out_of_range(x0, tol=tol), act.uninformative(x0)
     reasons = []
     for i in range(x.shape[0]):
         if not finite[i]:
@@ -98,9 +99,8 @@ def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float, *, slack: float
                            f"the generator's output activation ({act!r}) only produces "
                            f"{act.range_hint()}" + (f" (noise level {slack:g} allowed). Hint: pass a larger "
                                                     "noise=, or noise=None to estimate it" if slack else ""))
-        elif isinstance(act, ReLU) and not (x[i] > 0).any():
-            reasons.append("x is all zeros: for a ReLU-output generator every latent in a whole "
-                           "cone maps to it, so it identifies nothing; Expected some positive values")
+        elif empty[i]:
+            reasons.append(act.uninformative_reason)
         else:
             reasons.append("")
     return reasons

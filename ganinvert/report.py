@@ -8,7 +8,6 @@ from typing import Mapping, Sequence
 
 from torch import nn
 
-from .activations import ReLU
 from .adapters import Converter, to_chain
 from .chain import Chain
 
@@ -57,9 +56,10 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
             converters: Mapping[type, Converter] | None = None) -> GeneratorReport:
     """Widths, expansion ratios and which layers the exact method can invert alone.
 
-    The rule (DESIGN.md 3; Lei et al. 2019): a ReLU layer's pre-image is a point with high
-    probability when it at least doubles its width (about half its rows are positive); an
-    invertible activation (LeakyReLU, Tanh, Sigmoid, none) needs ``out >= in``; a contracting
+    The rule (DESIGN.md 3; Lei et al. 2019; each activation's
+    :attr:`~ganinvert.activations.Activation.min_expansion`): a ReLU layer's pre-image is a point
+    with high probability when it at least doubles its width (about half its rows are positive);
+    an invertible activation (LeakyReLU, Tanh, Sigmoid, none) needs ``out >= in``; a contracting
     layer never has a single-point pre-image. A rule of thumb for random-like weights, not a
     certificate: :func:`ganinvert.invert` certifies per sample.
     """
@@ -67,15 +67,14 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
                                                                     converters=converters)
     rows, k = [], chain.in_dim
     for i, layer in enumerate(chain.layers):
-        n = layer.op.out_dim
-        relu = isinstance(layer.act, ReLU)
-        need = 2 * k if relu else k
+        n, act = layer.op.out_dim, layer.act
+        need, name = act.min_expansion, type(act).__name__
         if n < k:
             ok, note = False, f"contracts {k} -> {n}: its pre-image is never a single point"
-        elif n < need:
-            ok, note = False, f"ReLU expands only {n / k:.2f}x (< 2x): many samples will not be pinned"
+        elif n < need * k:
+            ok, note = False, f"{name} expands only {n / k:.2f}x (< {need:g}x): many samples will not be pinned"
         else:
-            ok, note = True, ("ReLU expands >= 2x" if relu else "invertible activation, out >= in")
+            ok, note = True, (f"{name} expands >= {need:g}x" if need > 1 else "invertible activation, out >= in")
         rows.append(LayerInfo(i, type(layer.op).__name__, k, n, n / k, repr(layer.act), ok, note))
         k = n
     return GeneratorReport(chain.in_shape, chain.out_shape, tuple(rows))

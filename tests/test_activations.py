@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from ganinvert import InvalidInputError
 from ganinvert import activations as acts
 
 
@@ -66,3 +67,60 @@ def test_near_saturated_pinned_rows_keep_a_floor_weight():
     assert bd.eq.all()
     assert bd.weight[0, 0] == pytest.approx(1e-2) and bd.weight[0, 1] == 1.0
     torch.testing.assert_close(bd.lo, p, rtol=1e-9, atol=1e-9)
+
+
+# --- behaviour that differs per activation lives on it (noisy rows, pattern slopes, inspect's rule)
+
+def test_noisy_rows_refuse_saturating_activations_with_one_message():
+    y, tau = torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 1), 0.1, dtype=torch.float64)
+    for act in (acts.Tanh(), acts.Sigmoid()):
+        with pytest.raises(InvalidInputError, match=r"Expected: ReLU, LeakyReLU or no activation for noisy "
+                                                       rf"inversion, Got: {type(act).__name__}\(\)\. Hint: .*'hybrid'"):
+            act.threshold_bounds(y, tau)
+        with pytest.raises(InvalidInputError, match="noisy inversion"):
+            act.relax_rows(y, tau)
+
+
+def test_threshold_rows_fit_clear_values_and_bound_the_rest():
+    tau = torch.full((1, 1), 0.1, dtype=torch.float64)
+    y = torch.tensor([[0.5, 0.05, -0.3]], dtype=torch.float64)
+    relu = acts.ReLU().threshold_bounds(y, tau)
+    assert relu.lo.tolist() == [[0.5, -math.inf, -math.inf]] and relu.hi.tolist() == y.tolist()
+    leaky = acts.LeakyReLU(0.2).threshold_bounds(y, tau)
+    # positive: pinned at y; in the band: either branch, (y - tau) / a .. y + tau; negative: pinned at y / a
+    torch.testing.assert_close(leaky.lo, torch.tensor([[0.5, -0.25, -1.5]], dtype=torch.float64))
+    torch.testing.assert_close(leaky.hi, torch.tensor([[0.5, 0.15, -1.5]], dtype=torch.float64))
+    assert leaky.weight.tolist() == [[1.0, 1.0, 0.2]]
+
+
+def test_relax_rows_bound_from_above_and_weigh_the_fitted_rows():
+    tau = torch.full((1, 1), 0.1, dtype=torch.float64)
+    y = torch.tensor([[0.5, 0.05, -0.3]], dtype=torch.float64)
+    rb, g = acts.ReLU().relax_rows(y, tau)
+    torch.testing.assert_close(rb.hi, torch.tensor([[0.6, 0.15, 0.0]], dtype=torch.float64))
+    assert g.tolist() == [[0.5, 0.0, 0.0]] and (rb.lo == -math.inf).all()
+    rb, g = acts.LeakyReLU(0.2).relax_rows(y, tau)
+    torch.testing.assert_close(rb.hi, torch.tensor([[0.6, 0.15, -1.0]], dtype=torch.float64))
+    torch.testing.assert_close(g, torch.tensor([[0.5, 0.0, 0.06]], dtype=torch.float64))
+    rb, g = acts.Identity().relax_rows(y, tau)
+    torch.testing.assert_close(rb.hi - rb.lo, torch.full_like(y, 0.2))
+    assert not g.any()
+
+
+def test_pattern_slopes_and_which_activations_the_pattern_lp_takes():
+    on = torch.tensor([[True, False]])
+    like = torch.zeros(1, 2, dtype=torch.float64)
+    assert acts.ReLU().branch_slope(on, like=like).tolist() == [[1.0, 0.0]]
+    assert acts.LeakyReLU(0.01).branch_slope(on, like=like).tolist() == [[1.0, 0.01]]  # exact in float64
+    assert acts.Identity().branch_slope(on, like=like).tolist() == [[1.0, 1.0]]
+    assert [a.piecewise_linear for a in (acts.ReLU(), acts.LeakyReLU(), acts.Identity(), acts.Tanh())] == \
+        [True, True, True, False]
+    with pytest.raises(TypeError, match="not piecewise linear"):
+        acts.Sigmoid().branch_slope(on, like=like)
+
+
+def test_only_relu_calls_an_all_zero_observation_uninformative():
+    y = torch.tensor([[0.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert acts.ReLU().uninformative(y).tolist() == [True, False]
+    assert "all zeros" in acts.ReLU().uninformative_reason
+    assert not acts.LeakyReLU().uninformative(y).any() and not acts.Sigmoid().uninformative(y).any()

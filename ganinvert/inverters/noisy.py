@@ -50,7 +50,6 @@ import math
 
 import torch
 
-from ..activations import Identity, LeakyReLU, ReLU
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp.fastpath import lstsq_fast_path
@@ -67,28 +66,12 @@ NORMS = ("linf", "l1", "l2")
 NORM_ORDER = {"linf": math.inf, "l1": 1, "l2": 2}
 
 
-def threshold_bounds(act, y: torch.Tensor, tau: torch.Tensor):
-    """``(lo, hi, w)`` of the thresholded rows for observation ``y`` (B, n), ``tau`` (B, 1)."""
-    inf = torch.full_like(y, math.inf)
-    if isinstance(act, ReLU):
-        on = y > tau
-        return torch.where(on, y, -inf), y.clone(), torch.ones_like(y)
-    if isinstance(act, LeakyReLU):
-        a = act.negative_slope
-        pos, neg = y > tau, y < -tau
-        lo = torch.where(pos, y, torch.where(neg, y / a, (y - tau) / a))
-        hi = torch.where(pos, y, torch.where(neg, y / a, y + tau))
-        return lo, hi, torch.where(neg, torch.full_like(y, a), torch.ones_like(y))
-    if isinstance(act, Identity):
-        return y.clone(), y.clone(), torch.ones_like(y)
-    raise InvalidInputError(f"Expected: ReLU, LeakyReLU or no activation for noisy inversion, Got: {act!r}. "
-                            "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
-
-
 def threshold_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
                       u_range: tuple[float, float]) -> LayerProblem:
-    """The thresholded l_inf LP (module doc) for observation ``y`` (B, n), ``tau`` (B, 1)."""
-    return LayerProblem(A, b, *threshold_bounds(act, y, tau), *u_range)
+    """The thresholded l_inf LP (module doc) for observation ``y`` (B, n), ``tau`` (B, 1); its rows
+    come from :meth:`~ganinvert.activations.Activation.threshold_bounds`."""
+    rb = act.threshold_bounds(y, tau)
+    return LayerProblem(A, b, rb.lo, rb.hi, rb.weight, *u_range)
 
 
 def _within(t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -111,29 +94,17 @@ def relax_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: t
     i.e. ``A u + b <= max(0, y + tau)`` for ReLU; LeakyReLU rows with ``y + tau < 0`` bound the
     negative branch, ``A u + b <= (y + tau) / alpha`` (weight ``alpha``, output units), and rows
     with ``y <= -2 tau`` join the objective with weight ``alpha |y_j|``; linear rows keep the band
-    ``|A u + b - y| <= tau`` and no objective. As the one layer LP with a cost (the exact-penalty
-    form): ``t* = 0`` where the relaxed polyhedron is non-empty.
+    ``|A u + b - y| <= tau`` and no objective (the rows: :meth:`~ganinvert.activations.Activation.relax_rows`).
+    As the one layer LP with a cost (the exact-penalty form): ``t* = 0`` where the relaxed
+    polyhedron is non-empty.
     """
-    inf = torch.full_like(y, math.inf)
-    v = y + tau
-    if isinstance(act, ReLU):
-        lo, hi, w = -inf, v.clamp(min=0), torch.ones_like(y)
-        g = torch.where(y >= 2 * tau, y, torch.zeros_like(y))
-    elif isinstance(act, LeakyReLU):
-        a = act.negative_slope
-        lo, hi = -inf, torch.where(v >= 0, v, v / a)
-        w = torch.where(v >= 0, torch.ones_like(y), torch.full_like(y, a))
-        g = torch.where(y >= 2 * tau, y, torch.where(y <= -2 * tau, a * y.abs(), torch.zeros_like(y)))
-    elif isinstance(act, Identity):
-        lo, hi, w, g = y - tau, v, torch.ones_like(y), torch.zeros_like(y)
-    else:
-        raise InvalidInputError(f"Expected: ReLU, LeakyReLU or no activation for noisy inversion, Got: {act!r}. "
-                                "Hint: for Tanh/Sigmoid outputs use method='hybrid' or 'adam'")
+    rb, g = act.relax_rows(y, tau)
+    w = rb.weight
     # fitted rows tight at their bounds have multipliers g_j / w_j (weighted rows): scaled to sum to
     # RELAX_COST_SCALE; no fitted rows: no cost (the LP finds a point of the polyhedron)
     total = (g / w).sum(1, keepdim=True)
     cost = -RELAX_COST_SCALE * (g @ A) / torch.where(total > 0, total, torch.ones_like(total))
-    return LayerProblem(A, b, lo, hi, w, *u_range, cost=cost)
+    return LayerProblem(A, b, rb.lo, rb.hi, w, *u_range, cost=cost)
 
 
 class Noisy(Inverter):

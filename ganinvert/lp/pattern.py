@@ -29,28 +29,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ..activations import Identity, LeakyReLU, ReLU
 from ..chain import Chain
 from .ipm import solve_ipm
 from .problem import LayerProblem
 
 logger = logging.getLogger(__name__)
 
-_PIECEWISE_LINEAR = (ReLU, LeakyReLU, Identity)
-
-
 def applies(chain: Chain) -> bool:
-    """True when every hidden activation is piecewise linear (ReLU, LeakyReLU, identity); the
-    output activation may be anything the layer-wise LP handles."""
-    return all(isinstance(layer.act, _PIECEWISE_LINEAR) for layer in chain.layers[:-1])
-
-
-def _slope(act, p: torch.Tensor) -> torch.Tensor:
-    if isinstance(act, ReLU):
-        return (p > 0).to(p.dtype)
-    if isinstance(act, LeakyReLU):
-        return torch.where(p >= 0, torch.ones_like(p), torch.full_like(p, act.negative_slope))
-    return torch.ones_like(p)
+    """True when every hidden activation is piecewise linear (ReLU, LeakyReLU, identity: their
+    :attr:`~ganinvert.activations.Activation.piecewise_linear`); the output activation may be
+    anything the layer-wise LP handles."""
+    return all(layer.act.piecewise_linear for layer in chain.layers[:-1])
 
 
 def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
@@ -89,14 +78,14 @@ def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor,
             A_rows.append(J), b_rows.append(c), lo.append(out_bounds[0]), hi.append(out_bounds[1])
             w.append(out_bounds[2])
             break
-        if isinstance(layer.act, Identity):
+        if not layer.act.kinked:  # one branch: no region rows, slope 1
             continue
         on = patterns[i]
         inf = torch.full_like(c, float("inf"))
         A_rows.append(J), b_rows.append(c), w.append(torch.full_like(c, sign_weight))  # the region
         lo.append(torch.where(on, torch.zeros_like(c), -inf))
         hi.append(torch.where(on, inf, torch.zeros_like(c)))
-        s = _slope(layer.act, torch.where(on, torch.ones_like(c), -torch.ones_like(c)))
+        s = layer.act.branch_slope(on, like=c)
         c, J = s * c, s.unsqueeze(-1) * J
     return LayerProblem(torch.cat(A_rows, 1), torch.cat(b_rows, 1), torch.cat(lo, 1), torch.cat(hi, 1),
                         torch.cat(w, 1))
@@ -106,7 +95,7 @@ def _region_slices(chain: Chain) -> list[tuple[int, slice]]:
     """``(layer, rows)`` of each hidden layer's region rows in :func:`pattern_problem`'s rows."""
     out, at = [], 0
     for i, layer in enumerate(chain.layers[:-1]):
-        if not isinstance(layer.act, Identity):
+        if layer.act.kinked:
             out.append((i, slice(at, at + layer.op.out_dim)))
             at += layer.op.out_dim
     return out
