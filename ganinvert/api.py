@@ -128,24 +128,11 @@ def _mask(mask: object, out_shape: tuple[int, ...], B: int, device) -> torch.Ten
 def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float) -> RawSolution:
     """Solve each group of samples sharing a mask on the chain restricted to its observed rows."""
     patterns, group = torch.unique(mask, dim=0, return_inverse=True)
-    B, L = x.shape[0], len(chain)
-    out = RawSolution(z=torch.zeros(B, chain.in_dim, dtype=x.dtype, device=x.device),
-                      layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
-                      unique=torch.zeros(B, L, dtype=torch.bool), methods=[""] * B, messages=[""] * B,
-                      infeasible=torch.zeros(B, dtype=torch.bool), failed=torch.zeros(B, dtype=torch.bool))
+    out = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device)
     for g in range(patterns.shape[0]):
         rows = (group == g).nonzero().flatten()
         cols = patterns[g].nonzero().flatten()
-        raw = inverter.solve(chain.observe(cols), x[rows][:, cols], rtol=rtol)
-        r = rows.cpu()
-        out.z[rows], out.layer_residuals[r], out.unique[r] = raw.z, raw.layer_residuals, raw.unique
-        out.infeasible[r], out.failed[r] = raw.infeasible, raw.failed
-        if raw.bound is not None:
-            if out.bound is None:
-                out.bound = torch.full((B,), float("nan"), dtype=torch.float64)
-            out.bound[r] = raw.bound
-        for j, i in enumerate(r.tolist()):
-            out.methods[i], out.messages[i] = raw.methods[j], raw.messages[j]
+        out.scatter(rows, inverter.solve(chain.observe(cols), x[rows][:, cols], rtol=rtol))
     return out
 
 

@@ -64,10 +64,7 @@ class LatentOptimizer(Inverter):
         B, L = x.shape[0], len(chain)
         z, loss = self._restarts(chain, x, z0)  # (R, B, k), (R, B)
         z = z[loss.argmin(0), torch.arange(B, device=x.device)]  # the restart with the lowest loss
-        return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
-                           unique=torch.zeros(B, L, dtype=torch.bool), methods=[self.name] * B,
-                           messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),
-                           failed=torch.zeros(B, dtype=torch.bool))
+        return RawSolution.of(z, L, method=self.name)
 
     def endpoints(self, chain: Chain, x: torch.Tensor, *, z0: torch.Tensor | None = None) -> torch.Tensor:
         """Every restart's best point, ``(R, B, k)`` (seeds for the pattern LP)."""

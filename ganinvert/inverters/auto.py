@@ -154,12 +154,15 @@ class Auto(Inverter):
         o = off.to(x.device)
         z = self.refine.solve(chain, x[o], rtol=0.0, z0=raw.z[o]).z
         r = chain.relative_residual(z, x[o]).cpu()
+        msgs = ["x is outside the generator's range (the last layer's LP misfit is positive): projected "
+                f"layer-wise estimate refined by Adam, relative residual {min(r[j], res[i]):.2e}"
+                for j, i in enumerate(off.tolist())]
+        raw.infeasible[off] = False  # the proof goes into the message; the status is APPROXIMATE
         for j, i in enumerate(off.tolist()):
-            if r[j] < res[i]:
-                raw.z[i], raw.methods[i] = z[j], f"{raw.methods[i]}>adam"
-            raw.infeasible[i] = False
-            raw.messages[i] = ("x is outside the generator's range (the last layer's LP misfit is positive): "
-                               f"projected layer-wise estimate refined by Adam, relative residual {min(r[j], res[i]):.2e}")
+            raw.messages[i] = msgs[j]
+        better = (r < res[off]).nonzero().flatten()
+        raw.adopt(off[better], z[better.to(z.device)], methods=[f"{raw.methods[i]}>adam" for i in off[better].tolist()],
+                  messages=[msgs[j] for j in better.tolist()])
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol)
@@ -180,15 +183,12 @@ class Auto(Inverter):
         solved = (best <= rtol).nonzero().flatten()
         uniq = (certify_along(chain, z[solved.to(x.device)], rtol=rtol, layerwise=self.layerwise)
                 if solved.numel() else None)
-        for j, i in enumerate(todo.tolist()):
-            if not won[j]:
-                continue
-            raw.z[i] = z[j]
-            raw.methods[i] = f"{raw.methods[i]}>{tag[j]}" if tag[j] else raw.methods[i]
-            raw.failed[i] = raw.infeasible[i] = False
-            raw.unique[i] = False
-            raw.messages[i] = f"{tag[j] or 'layerwise'} answer ({raw.messages[i] or 'layer-wise pass not exact'})"
+        w = won.nonzero().flatten()
+        raw.adopt(todo[w], z[w.to(z.device)],
+                  methods=[f"{raw.methods[i]}>{tag[j]}" if tag[j] else raw.methods[i]
+                           for j, i in zip(w.tolist(), todo[w].tolist())],
+                  messages=[f"{tag[j] or 'layerwise'} answer ({raw.messages[i] or 'layer-wise pass not exact'})"
+                            for j, i in zip(w.tolist(), todo[w].tolist())])
         if uniq is not None:
-            for j, s in enumerate(solved.tolist()):
-                raw.unique[todo[s]] = uniq[j]
+            raw.unique[todo[solved]] = uniq
         return raw

@@ -34,6 +34,46 @@ class RawSolution:
     failed: torch.Tensor
     bound: torch.Tensor | None = None
 
+    @classmethod
+    def of(cls, z: torch.Tensor, n_layers: int, *, method: str = "") -> "RawSolution":
+        """The solution holding latents ``z`` (B, k) and nothing else yet: no layer measured or
+        certified, nothing flagged, ``method`` as every sample's path."""
+        B = z.shape[0]
+        return cls(z=z, layer_residuals=torch.full((B, n_layers), float("nan"), dtype=torch.float64),
+                   unique=torch.zeros(B, n_layers, dtype=torch.bool), methods=[method] * B, messages=[""] * B,
+                   infeasible=torch.zeros(B, dtype=torch.bool), failed=torch.zeros(B, dtype=torch.bool))
+
+    @classmethod
+    def empty(cls, batch: int, n_layers: int, latent_dim: int, *, dtype: torch.dtype = torch.float64,
+              device: torch.device | str | None = None, method: str = "") -> "RawSolution":
+        """An empty batch to fill (zero latents), e.g. with :meth:`scatter`."""
+        return cls.of(torch.zeros(batch, latent_dim, dtype=dtype, device=device), n_layers, method=method)
+
+    def scatter(self, idx: torch.Tensor, sub: "RawSolution") -> None:
+        """Write the sub-batch ``sub``'s results into rows ``idx`` (indices) of this batch."""
+        rows = idx.cpu()
+        self.z[idx.to(self.z.device)] = sub.z
+        self.layer_residuals[rows], self.unique[rows] = sub.layer_residuals.cpu(), sub.unique.cpu()
+        self.infeasible[rows], self.failed[rows] = sub.infeasible.cpu(), sub.failed.cpu()
+        if sub.bound is not None:
+            if self.bound is None:
+                self.bound = torch.full((self.z.shape[0],), float("nan"), dtype=torch.float64)
+            self.bound[rows] = sub.bound.cpu().to(self.bound.dtype)
+        for j, i in enumerate(rows.tolist()):
+            self.methods[i], self.messages[i] = sub.methods[j], sub.messages[j]
+
+    def adopt(self, idx: torch.Tensor, z: torch.Tensor, *, methods: list[str], messages: list[str]) -> None:
+        """Samples ``idx`` take latents ``z`` found by a later stage (with its path and message
+        each). The earlier stage's certificates and flags were about the old latents: they are
+        cleared (a stage that can certify the new ones does so after); its per-layer residuals
+        stay as the record of that stage."""
+        rows = idx.cpu()
+        self.z[idx.to(self.z.device)] = z
+        self.unique[rows] = False
+        self.failed[rows] = self.infeasible[rows] = False
+        for j, i in enumerate(rows.tolist()):
+            self.methods[i], self.messages[i] = methods[j], messages[j]
+
 
 class Inverter:
     """Base class. A subclass sets ``name`` and implements :meth:`solve`; options are

@@ -37,11 +37,7 @@ class Encoder(Inverter):
         z = (out[0] if isinstance(out, (tuple, list)) else out).reshape(x.shape[0], -1)
         if z.shape[1] != chain.in_dim:
             raise InvalidInputError(f"encoder returns {z.shape[1]} latents per sample, Expected: {chain.in_dim}")
-        B, L = x.shape[0], len(chain)
-        return RawSolution(z=z, layer_residuals=torch.full((B, L), float("nan"), dtype=torch.float64),
-                           unique=torch.zeros(B, L, dtype=torch.bool), methods=["encoder"] * B,
-                           messages=[""] * B, infeasible=torch.zeros(B, dtype=torch.bool),
-                           failed=torch.zeros(B, dtype=torch.bool))
+        return RawSolution.of(z, len(chain), method=self.name)
 
 
 class Hybrid(Inverter):
@@ -70,11 +66,8 @@ class Hybrid(Inverter):
         dev_idx = todo.to(x.device)
         refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx]).z
         better = (chain.relative_residual(refined, x[dev_idx]).cpu() < res[todo])
-        for j, i in enumerate(todo.tolist()):
-            if better[j]:
-                raw.z[i] = refined[j]
-                raw.methods[i] = f"{raw.methods[i]}+adam"
-                raw.unique[i] = False
-                raw.failed[i] = raw.infeasible[i] = False
-                raw.messages[i] = f"refined by Adam from the layer-wise estimate ({raw.messages[i] or 'not exact'})"
+        won = todo[better]
+        raw.adopt(won, refined[better.to(refined.device)], methods=[f"{raw.methods[i]}+adam" for i in won.tolist()],
+                  messages=[f"refined by Adam from the layer-wise estimate ({raw.messages[i] or 'not exact'})"
+                            for i in won.tolist()])
         return raw

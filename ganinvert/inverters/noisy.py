@@ -299,8 +299,6 @@ class Noisy(Inverter):
                 for j in range(B)]
         if polished.any():
             res[:, -1] = torch.where(polished, misfit, res[:, -1].to(x)).cpu().double()
-        raw = RawSolution(z=y, layer_residuals=res, unique=torch.zeros(B, L, dtype=torch.bool),
-                          methods=[f"noisy-{self.norm}"] * B, messages=msgs,
-                          infeasible=torch.zeros(B, dtype=torch.bool), failed=torch.zeros(B, dtype=torch.bool),
-                          bound=bound)
+        raw = RawSolution.of(y, L, method=f"noisy-{self.norm}")
+        raw.layer_residuals, raw.messages, raw.bound = res, msgs, bound
         return raw
