@@ -35,9 +35,9 @@ import torch
 
 from ..chain import Chain
 from ..errors import InvalidInputError
-from ..lp import invert_layer
 from ..lp.pattern import applies, solve_pattern_lp
 from .adam import Adam
+from .backward import BackwardPass
 from .base import Inverter, RawSolution
 from .layerwise import Layerwise
 
@@ -56,12 +56,13 @@ def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Laye
             return unique  # a layer too large to check, or contracting past the LP limit: z = z* is out of reach
     with torch.no_grad():
         outs = chain.forward_all(z)
-    for i, layer in enumerate(chain.layers):
-        A = layer.op.dense(max_entries=layerwise.max_dense_entries)
-        sol = invert_layer(A, layer.bias, layer.act, outs[i], u_range=chain.input_range(i),
-                           rtol=layerwise.layer_rtol * rtol, solver=layerwise.solver,
-                           rank_rtol=layerwise.rank_rtol, max_lp_dim=layerwise.max_lp_dim)
-        unique[:, i] = (sol.unique & sol.solver_ok).cpu()
+
+    def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
+        sol = layerwise.solve_layer(chain, i, A, y, rtol=rtol, fast_path=True)
+        unique[rows.cpu(), i] = (sol.unique & sol.solver_ok).cpu()
+        return sol.u, torch.ones_like(sol.solver_ok)  # every layer is checked at its own known target
+
+    BackwardPass(chain, max_dense_entries=layerwise.max_dense_entries).run(outs[-1], step, targets=outs)
     return unique
 
 

@@ -9,8 +9,9 @@ import torch
 
 from ..chain import Chain
 from ..errors import InvalidInputError
-from ..lp import SOLVERS, invert_layer
+from ..lp import SOLVERS, LayerSolution, invert_layer
 from ..operators import DEFAULT_MAX_DENSE
+from .backward import BackwardPass
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
@@ -45,44 +46,34 @@ class Layerwise(Inverter):
         self.max_dense_entries = int(max_dense_entries)
         self.max_lp_dim = int(max_lp_dim)
 
+    def solve_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, *, rtol: float,
+                    fast_path: bool | None = None) -> LayerSolution:
+        """Layer ``i`` of ``chain`` (dense ``A``) at targets ``y`` (b, n), with this inverter's
+        options; ``rtol`` is the whole inversion's (each layer gets ``layer_rtol * rtol``)."""
+        layer = chain.layers[i]
+        return invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
+                            rtol=self.layer_rtol * rtol, solver=self.solver, rank_rtol=self.rank_rtol,
+                            fast_path=self.fast_path if fast_path is None else fast_path,
+                            max_lp_dim=self.max_lp_dim)
+
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)
-        res = torch.full((B, L), float("nan"), dtype=torch.float64)
-        unique = torch.zeros(B, L, dtype=torch.bool)
-        failed = torch.zeros(B, dtype=torch.bool)
-        infeasible = torch.zeros(B, dtype=torch.bool)
-        paths = [[] for _ in range(B)]
-        messages = [[] for _ in range(B)]
-        y = x
-        alive = torch.arange(B, device=x.device)  # samples no layer has failed on yet
-        for i in reversed(range(L)):
-            if alive.numel() == 0:
-                break
-            layer = chain.layers[i]
-            A = layer.op.dense(max_entries=self.max_dense_entries)
-            sol = invert_layer(A, layer.bias, layer.act, y[alive], u_range=chain.input_range(i),
-                               rtol=self.layer_rtol * rtol, solver=self.solver,
-                               rank_rtol=self.rank_rtol, fast_path=self.fast_path,
-                               max_lp_dim=self.max_lp_dim)
-            idx = alive.cpu()
-            res[idx, i], unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
-            failed[idx] |= ~sol.solver_ok.cpu()
+        raw = RawSolution.empty(B, L, chain.in_dim, dtype=x.dtype, device=x.device)
+
+        def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
+            sol = self.solve_layer(chain, i, A, y, rtol=rtol)
+            idx = rows.cpu()
+            raw.layer_residuals[idx, i], raw.unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
+            raw.failed[idx] |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
                 scale = y.abs().amax(1).clamp(min=torch.finfo(y.dtype).tiny)
-                infeasible = (sol.solver_ok & (sol.optimum > self.layer_rtol * rtol * scale)).cpu()
-            for j, b in enumerate(idx.tolist()):
-                paths[b].append(sol.methods[j])
+                raw.infeasible[idx] = (sol.solver_ok & (sol.optimum > self.layer_rtol * rtol * scale)).cpu()
+            for j, b in enumerate(idx.tolist()):  # paths read first layer first
+                raw.methods[b] = f"{sol.methods[j]}>{raw.methods[b]}" if raw.methods[b] else sol.methods[j]
                 if sol.messages[j]:
-                    messages[b].append(f"layer {i}: {sol.messages[j]}")
+                    raw.messages[b] += ("; " if raw.messages[b] else "") + f"layer {i}: {sol.messages[j]}"
             logger.info("layer %d: %d/%d samples certified unique", i, int(sol.unique.sum()), len(idx))
-            # a failed sample has no meaningful target for the layer below: it stops here
-            u_full = torch.zeros(B, A.shape[1], dtype=x.dtype, device=x.device)
-            u_full[alive] = sol.u
-            y = u_full
-            alive = alive[sol.solver_ok]
-        if y.shape[1] != chain.in_dim:  # every sample failed before the first layer
-            y = torch.zeros(B, chain.in_dim, dtype=x.dtype, device=x.device)
-        return RawSolution(z=y, layer_residuals=res, unique=unique,
-                           methods=[">".join(reversed(p)) for p in paths],
-                           messages=["; ".join(m) for m in messages],
-                           infeasible=infeasible, failed=failed)
+            return sol.u, sol.solver_ok  # a failed sample has no meaningful target for the layer below
+
+        raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step)
+        return raw

@@ -57,6 +57,7 @@ from ..lp.ipm import solve_ipm
 from ..lp.pattern import applies, pattern_problem, patterns_at, solve_pattern_lp
 from ..lp.problem import LayerProblem
 from ..operators import DEFAULT_MAX_DENSE
+from .backward import BackwardPass
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
@@ -251,24 +252,26 @@ class Noisy(Inverter):
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)
         res = torch.full((B, L), float("nan"), dtype=torch.float64)
-        y = x
+        walk = BackwardPass(chain, max_dense_entries=self.max_dense_entries)
         last = chain.layers[-1]
-        A_last = last.op.dense(max_entries=self.max_dense_entries)
         if self.noise is None:
-            tau = self._estimate_noise(A_last, last.bias, last.act, x, chain.input_range(L - 1), rtol=rtol)
+            tau = self._estimate_noise(walk.dense(L - 1), last.bias, last.act, x, chain.input_range(L - 1), rtol=rtol)
         else:
             tau = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device).clamp(min=1e-300)
         eps = None  # the certified bound's error carried down (l_inf and l2 with a known noise level)
         if self.noise is not None and self.norm != "l1":
             eps = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device)
         valid = torch.ones(B, dtype=torch.bool, device=x.device)
-        for i in reversed(range(L)):
-            layer = chain.layers[i]
-            A = A_last if i == L - 1 else layer.op.dense(max_entries=self.max_dense_entries)
+        last_prob = None
+
+        def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
+            # every sample goes on (rows is the whole batch): the threshold only ever grows
+            nonlocal tau, eps, valid, last_prob
+            layer, keep = chain.layers[i], torch.ones(B, dtype=torch.bool, device=x.device)
             if self.norm == "l1":
                 u, t, tau = self._layer_l1(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i))
-                res[:, i], y = t.cpu(), u
-                continue
+                res[:, i] = t.cpu()
+                return u, keep
             u, t, tau, prob, sig = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i),
                                                want_sigma=eps is not None)
             res[:, i] = t.cpu()
@@ -279,7 +282,9 @@ class Noisy(Inverter):
                                   torch.full_like(eps, math.inf))
             if i == L - 1:
                 last_prob = prob
-            y = u
+            return u, keep
+
+        y = walk.run(x, step)
         polished = torch.zeros(B, dtype=torch.bool, device=x.device)
         if self.joint and self.norm != "l1" and L > 1 and applies(chain):
             z, misfit = self._joint(chain, y, x, last_prob)
