@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 
 
 _RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
-_RESHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
-_RESHAPE_METHODS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
-                    "contiguous", "view_as", "reshape_as"}
+_RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze})
+_RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+                    "contiguous", "view_as", "reshape_as"})
 _FUNCTIONAL_ACTS: Mapping[object, Callable[[tuple, dict], acts.Activation]] = MappingProxyType({
     F.relu: lambda a, kw: acts.ReLU(), torch.relu: lambda a, kw: acts.ReLU(),
     torch.relu_: lambda a, kw: acts.ReLU(), F.relu_: lambda a, kw: acts.ReLU(),
@@ -152,13 +152,14 @@ def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
     return []
 
 
-def _run(gm: fx.GraphModule, z: torch.Tensor) -> bool:
+def _run(gm: fx.GraphModule, z: torch.Tensor) -> Exception | None:
+    """None when the module runs on ``z``, else the error that rules this latent shape out."""
     try:
         with torch.no_grad():
             gm(z)
-        return True
-    except Exception:  # noqa: BLE001 - any failure just rules this shape out
-        return False
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure just rules this shape out
+        return e
 
 
 def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = None,
@@ -202,12 +203,15 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     device = param.device if param is not None else torch.device("cpu")
     gen = torch.Generator().manual_seed(seed)
     shapes = [tuple(latent_shape)] if latent_shape is not None else _candidate_latent_shapes(gm)
-    probe_ok = [s for s in shapes
-                if _run(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))]
+    errors = {s: _run(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))
+              for s in shapes}
+    probe_ok = [s for s, e in errors.items() if e is None]
     if not probe_ok:
+        why = "".join(f"; on {(_PROBE_BATCH, *s)}: {type(e).__name__}: {e}" for s, e in errors.items())
         raise ShapeMismatchError(
             f"could not run {type(module).__name__} on latents of shape "
-            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}. Hint: pass latent_shape=(...).")
+            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass latent_shape=(...).") \
+            from next((e for e in reversed(errors.values())), None)
     in_shape = probe_ok[0]
 
     chain = _build(gm, module, in_shape, table, dtype, device, gen)

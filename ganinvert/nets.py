@@ -4,17 +4,18 @@ global RNG). Trained generators and checkpoint loading live in the ``models`` pa
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Sequence
 
 import torch
 from torch import nn
 
-_ACTIVATIONS = {
+_ACTIVATIONS = MappingProxyType({
     "relu": nn.ReLU,
     "leaky": lambda: nn.LeakyReLU(0.2),
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
-}
+})
 
 
 def random_mlp(dims: Sequence[int], *, act: str = "relu", out_act: str | None = None,

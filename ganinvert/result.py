@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 
@@ -31,7 +32,7 @@ class Status(enum.IntEnum):
         return self in (Status.EXACT, Status.EXACT_NONUNIQUE)
 
 
-_MESSAGES = {
+_MESSAGES = MappingProxyType({
     Status.EXACT: "G(z) = x to tolerance and every layer's pre-image is a single point, so z = z*",
     Status.EXACT_NONUNIQUE: "G(z) = x to tolerance, but uniqueness is not certified: "
     "another latent may map to x too",
@@ -39,7 +40,7 @@ _MESSAGES = {
     Status.INFEASIBLE: "x is provably outside the range of the generator's last layer",
     Status.FAILED: "a solver broke down on this sample (see messages)",
     Status.INVALID: "the observation is not valid input for this generator (see messages)",
-}
+})
 
 
 @dataclass

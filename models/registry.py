@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ class Spec:
     critic: Callable[[], nn.Module]  # discriminator (GAN) or encoder (VAE)
 
 
-SPECS: dict[str, Spec] = {s.name: s for s in (
+SPECS: Mapping[str, Spec] = MappingProxyType({s.name: s for s in (
     Spec("mnist_mlp", "gan", 20, "unit", lambda: arch.MLPGenerator(20, (128, 256)), arch.MLPDiscriminator),
     Spec("mnist_mlp_leaky", "gan", 64, "tanh", lambda: arch.LeakyMLPGenerator(64, (128, 256, 512)),
          arch.MLPDiscriminator),
@@ -40,7 +41,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          lambda: arch.VAEEncoder(20)),
     Spec("vae_leaky_20_200_500_784", "vae", 20, "unit", lambda: arch.VAEDecoder((20, 200, 500, 784), 0.1),
          lambda: arch.VAEEncoder(20)),
-)}
+)})
 
 
 @dataclass

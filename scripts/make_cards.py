@@ -58,7 +58,7 @@ EXACT {ex['exact']:.1%}, z = z* {ex['z_recovered']:.1%}, {ex['seconds']} s
 """
 
 
-def make_card(name: str, classifier, n: int, *, accuracy: float, reference,
+def make_card(name: str, classifier, n: int, *, accuracy: float, reference, floor: dict,
               auto_n: int = 100) -> dict:
     spec, loaded = SPECS[name], models.load(name)
     path = checkpoint_path(name)
@@ -117,10 +117,10 @@ Digit classifier trained on the train split (held-out accuracy {accuracy:.1%}):
 
 | metric | this generator | real train digits |
 |---|---|---|
-| mean confidence | {q['confidence']:.3f} | {FLOOR['confidence']:.3f} |
-| share with confidence > 0.9 | {q['confident_share']:.1%} | {FLOOR['confident_share']:.1%} |
-| class-histogram entropy (1 = balanced) | {q['class_entropy']:.3f} | {FLOOR['class_entropy']:.3f} |
-| Frechet distance to held-out (classifier features) | {q['frechet']:.1f} | {FLOOR['frechet']:.1f} |
+| mean confidence | {q['confidence']:.3f} | {floor['confidence']:.3f} |
+| share with confidence > 0.9 | {q['confident_share']:.1%} | {floor['confident_share']:.1%} |
+| class-histogram entropy (1 = balanced) | {q['class_entropy']:.3f} | {floor['class_entropy']:.3f} |
+| Frechet distance to held-out (classifier features) | {q['frechet']:.1f} | {floor['frechet']:.1f} |
 
 ## Exact inversion
 
@@ -133,9 +133,6 @@ Statuses: {', '.join(f'{k} {v}' for k, v in ex['counts'].items() if v)}.
     return entry
 
 
-FLOOR: dict = {}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--names", nargs="+", default=[n for n in SPECS if checkpoint_path(n).exists()])
@@ -145,12 +142,12 @@ def main() -> None:
     args = ap.parse_args()
     classifier = quality.load_classifier()
     reference = quality.held_out_features(classifier)
-    FLOOR.update(quality.real_floor(classifier, reference=reference))
+    floor = quality.real_floor(classifier, reference=reference)  # real digits' scores, beside each card's
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     accuracy = quality.held_out_accuracy(classifier)
     manifest["classifier"] = {"sha256": sha256(quality.CLASSIFIER), "held_out_accuracy": accuracy}
     for name in args.names:
-        entry = make_card(name, classifier, args.samples, accuracy=accuracy, reference=reference,
+        entry = make_card(name, classifier, args.samples, accuracy=accuracy, reference=reference, floor=floor,
                           auto_n=args.auto_samples)
         manifest[name] = entry
         print(f"{name}: EXACT {entry['layerwise']['exact']:.1%}, confidence {entry['quality']['confidence']:.3f}, "

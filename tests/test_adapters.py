@@ -166,3 +166,11 @@ def test_a_wrong_converter_is_caught_by_the_chain_check():
     with pytest.raises(gi.ChainMismatchError, match=r"does not reproduce Sequential: max \|chain\(z\) - module\(z\)\|"):
         gi.to_chain(module, converters={Scale: buggy})
     gi.to_chain(module, converters={Scale: buggy}, check=False)  # the check is what caught it
+
+
+def test_a_module_that_runs_on_no_latent_shape_keeps_the_underlying_error():
+    G = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(11, 3)).double().eval()  # 10 != 11
+    with pytest.raises(gi.ShapeMismatchError, match=r"could not run Sequential on latents of shape \[\(3, 5\)\]; "
+                                                    r"on \(3, 5\): RuntimeError: mat1 and mat2.*latent_shape") as e:
+        gi.to_chain(G)
+    assert isinstance(e.value.__cause__, RuntimeError)

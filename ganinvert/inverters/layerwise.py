@@ -4,12 +4,13 @@ the next target, every layer solved exactly and certified (see :mod:`ganinvert.l
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 import torch
 
 from ..chain import Chain
 from ..errors import InvalidInputError
-from ..lp import SOLVERS, LayerSolution, invert_layer
+from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
 from ..operators import DEFAULT_MAX_DENSE
 from .backward import BackwardPass
 from .base import Inverter, RawSolution
@@ -29,13 +30,15 @@ class Layerwise(Inverter):
         max_dense_entries: largest dense layer matrix to materialise.
         max_lp_dim: largest layer input solved by the dense LP; larger layers that the fast
             path cannot certify are reported FAILED with the reason, instead of exhausting memory.
+        solver_options: the LP solver's own ``tol`` and ``max_iter`` (see
+            :data:`ganinvert.lp.SOLVERS`), e.g. ``{"max_iter": 200}``; its defaults when omitted.
     """
 
     name = "layerwise"
 
     def __init__(self, *, solver: str = "ipm", fast_path: bool = True, rank_rtol: float = 1e-8,
                  layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE,
-                 max_lp_dim: int = 2048) -> None:
+                 max_lp_dim: int = 2048, solver_options: Mapping[str, float] | None = None) -> None:
         if solver not in SOLVERS:
             raise InvalidInputError(f"unknown solver {solver!r}; Expected one of {sorted(SOLVERS)}")
         if not 0 < rank_rtol < 1 or not 0 < layer_rtol <= 1:
@@ -45,6 +48,13 @@ class Layerwise(Inverter):
         self.rank_rtol, self.layer_rtol = float(rank_rtol), float(layer_rtol)
         self.max_dense_entries = int(max_dense_entries)
         self.max_lp_dim = int(max_lp_dim)
+        opts = dict(solver_options or {})
+        unknown = sorted(set(opts) - SOLVER_OPTIONS)
+        if unknown:
+            raise InvalidInputError(f"Expected solver_options among {sorted(SOLVER_OPTIONS)}, Got: {unknown}")
+        if not opts.get("tol", 1.0) > 0 or not int(opts.get("max_iter", 1)) >= 1:
+            raise InvalidInputError(f"Expected solver_options tol > 0 and max_iter >= 1, Got: {opts}")
+        self.solver_options = opts
 
     def solve_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, *, rtol: float,
                     fast_path: bool | None = None) -> LayerSolution:
@@ -54,7 +64,7 @@ class Layerwise(Inverter):
         return invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
                             rtol=self.layer_rtol * rtol, solver=self.solver, rank_rtol=self.rank_rtol,
                             fast_path=self.fast_path if fast_path is None else fast_path,
-                            max_lp_dim=self.max_lp_dim)
+                            max_lp_dim=self.max_lp_dim, solver_options=self.solver_options)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         B, L = x.shape[0], len(chain)

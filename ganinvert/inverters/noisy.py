@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
+from types import MappingProxyType
 
 import torch
 
@@ -64,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 NORMS = ("linf", "l1", "l2")
 #: ``ord`` of :func:`torch.linalg.vector_norm` for each norm
-NORM_ORDER = {"linf": math.inf, "l1": 1, "l2": 2}
+NORM_ORDER = MappingProxyType({"linf": math.inf, "l1": 1, "l2": 2})
 
 
 def threshold_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,

@@ -10,6 +10,7 @@ stdout on first use, which a library must not do.
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -19,8 +20,10 @@ from .problem import LayerProblem, LPSolution
 
 
 def solve_lp(c: np.ndarray, A: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarray,
-             col_lo: np.ndarray, col_hi: np.ndarray) -> tuple[np.ndarray | None, str]:
+             col_lo: np.ndarray, col_hi: np.ndarray, *, options: Mapping[str, object] | None = None
+             ) -> tuple[np.ndarray | None, str]:
     """``min c^T x  s.t.  row_lo <= A x <= row_hi,  col_lo <= x <= col_hi`` (inf allowed).
+    ``options``: more of ``scipy.optimize.linprog``'s HiGHS options (presolve stays off).
 
     Returns:
         ``(x, "")`` at optimality, else ``(None, HiGHS's message)``.
@@ -34,19 +37,27 @@ def solve_lp(c: np.ndarray, A: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarra
               for lo, hi in zip(col_lo, col_hi)]
     res = linprog(c, A_ub=A_ub if len(b_ub) else None, b_ub=b_ub if len(b_ub) else None,
                   A_eq=A[eq] if eq.any() else None, b_eq=row_lo[eq] if eq.any() else None,
-                  bounds=bounds, method="highs", options={"presolve": False})
+                  bounds=bounds, method="highs", options={**(options or {}), "presolve": False})
     if res.status != 0:
         return None, res.message
     return np.asarray(res.x), ""
 
 
-def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float = 1e-9,
+def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float | None = None,
                 max_iter: int | None = None) -> LPSolution:
     """Solve each sample's layer LP with HiGHS (dual simplex, presolve off).
 
-    ``u0``, ``tol`` and ``max_iter`` are accepted for a uniform solver signature; HiGHS uses its
-    own tolerances.
+    Args:
+        prob: the problems.
+        u0: accepted for the solvers' uniform signature; the simplex method starts from its own
+            basis, so it is not used.
+        tol: HiGHS's primal and dual feasibility tolerance (None: HiGHS's default, 1e-7).
+        max_iter: HiGHS's iteration limit per problem (None: none); a sample that reaches it
+            comes back with ``ok=False`` and HiGHS's message.
     """
+    options = {} if max_iter is None else {"maxiter": int(max_iter)}
+    if tol is not None:
+        options.update(primal_feasibility_tolerance=float(tol), dual_feasibility_tolerance=float(tol))
     A_all = prob.A.detach().cpu().numpy()
     b_all = prob.b.detach().cpu().numpy()
     n, k = A_all.shape[-2:]
@@ -65,7 +76,7 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
         r_hi = np.r_[(w[i] * (hi[i] - b))[fin_hi], np.full(fin_lo.sum(), math.inf)]
         r_lo = np.r_[np.full(fin_hi.sum(), -math.inf), (w[i] * (lo[i] - b))[fin_lo]]
         c = np.r_[np.zeros(k) if cost is None else cost[i], 1.0]  # min t + cost^T u
-        x, msg = solve_lp(c, rows, r_lo, r_hi, col_lo, col_hi)
+        x, msg = solve_lp(c, rows, r_lo, r_hi, col_lo, col_hi, options=options)
         oks.append(x is not None)
         msgs.append(f"HiGHS: {msg}" if msg else "")
         x = np.zeros(k + 1) if x is None else x

@@ -18,11 +18,15 @@ from .problem import LayerProblem, LPSolution
 
 logger = logging.getLogger(__name__)
 
-#: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``
+#: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``; ``tol`` and
+#: ``max_iter`` are each solver's own (the IPM's relative residual and gap, and its iteration cap;
+#: HiGHS's feasibility tolerance and simplex iteration limit), its default when omitted
 SOLVERS: Mapping[str, Callable[..., LPSolution]] = MappingProxyType({
     "ipm": solve_ipm,
     "highs": solve_highs,
 })
+#: the options every solver takes (``Layerwise(solver_options=...)``)
+SOLVER_OPTIONS = frozenset({"tol", "max_iter"})
 
 
 @dataclass
@@ -57,7 +61,8 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
 
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
                  u_range: tuple[float, float], rtol: float, solver: str = "ipm",
-                 rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = 2048) -> LayerSolution:
+                 rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = 2048,
+                 solver_options: Mapping[str, float] | None = None) -> LayerSolution:
     """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
 
     Args:
@@ -69,6 +74,7 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
         fast_path: try least squares first (off: every sample goes to the LP).
         max_lp_dim: largest layer input the dense LP takes (its normal matrix is k x k per
             sample); samples that would need a larger LP come back with ``solver_ok=False``.
+        solver_options: ``tol`` and/or ``max_iter`` for the LP solver (see :data:`SOLVERS`).
     """
     B, k = y.shape[0], A.shape[1]
     scale = y.abs().amax(1)
@@ -94,7 +100,7 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
             messages[i] = why
     elif rest.numel():
         sub = prob.select(rest)
-        sol = SOLVERS[solver](sub, u0=u[rest])
+        sol = SOLVERS[solver](sub, u0=u[rest], **(solver_options or {}))
         u_pol, uniq = polish_and_certify(sub, sol.u, tol=tol[rest], rank_rtol=rank_rtol)
         # The certificate is checked a posteriori on the polished point (feasible to tolerance,
         # zero cone of feasible directions), so it stands even where the IPM hit its iteration

@@ -124,3 +124,18 @@ def test_cuda_tensors_stay_on_cuda():
     r = gi.invert(G, G(z).detach())
     assert r.z.device.type == "cuda" and r.exact.all()
     assert rel_err(r.z.cpu(), z.cpu()).max() < 1e-6
+
+
+def test_solver_options_reach_the_solver_and_unknown_ones_are_refused():
+    G = random_mlp((10, 40, 30), seed=8)  # 40 -> 30 contracts: the LP is needed and no polish pins u
+    x = G(latents(3, 10)).detach()
+    # HiGHS capped at one simplex iteration cannot finish a layer LP: FAILED with its own word
+    r = gi.invert(G, x, method=gi.Layerwise(solver="highs", solver_options={"max_iter": 1}))
+    assert r.status == [Status.FAILED] * 3 and all("layer 1: HiGHS" in m and "teration" in m for m in r.messages)
+    r = gi.invert(G, x, method=gi.Layerwise(solver="highs", solver_options={"tol": 1e-9}))
+    assert Status.FAILED not in r.status
+    with pytest.raises(gi.InvalidInputError, match=r"Expected solver_options among \['max_iter', 'tol'\], "
+                                                   r"Got: \['iterations'\]"):
+        gi.Layerwise(solver_options={"iterations": 5})
+    with pytest.raises(gi.InvalidInputError, match="max_iter >= 1"):
+        gi.Layerwise(solver_options={"max_iter": 0})
