@@ -23,6 +23,7 @@ from .chain import Chain, Layer
 from .converters import DEFAULT_CONVERTERS, Affine, Converter, Piece, Reshape
 from .errors import ChainMismatchError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
 from .operators import Diagonal, compose
+from .tolerances import tolerance
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ def _check(chain: Chain, module: nn.Module, dtype, device, gen) -> None:
     if got.shape != want.shape:
         raise ChainMismatchError(f"chain output shape {tuple(got.shape)} differs from the module's "
                                  f"{tuple(want.shape)}")
-    rtol = 1e-9 if dtype == torch.float64 else 1e-4 if dtype == torch.float32 else 1e-2
+    rtol = tolerance(dtype).chain_check
     err = (got - want).abs().max().item()
     scale = want.abs().max().item() + 1.0
     if not err <= rtol * scale:

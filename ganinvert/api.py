@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
@@ -13,22 +14,39 @@ from torch import nn
 from .activations import Identity
 from .adapters import Converter, to_chain
 from .chain import Chain, Layer
-from .errors import InvalidInputError, InversionError, ShapeMismatchError
+from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
 from .inverters import INVERTERS, Auto, Inverter, Noisy
-from .operators import Dense
 from .inverters.base import RawSolution, assign_status
+from .operators import Dense
 from .result import InversionResult, Status
+from .tolerances import tolerance
 
 logger = logging.getLogger(__name__)
 
 
 def default_rtol(dtype: torch.dtype) -> float:
     """Relative residual tolerance ``||G(z) - x|| / ||x||`` that counts as ``G(z) = x``: the
-    observation cannot be more exact than its own dtype."""
-    return {torch.float64: 1e-6, torch.float32: 1e-4}.get(dtype, 1e-2)
+    observation cannot be more exact than its own dtype (:mod:`ganinvert.tolerances`)."""
+    return tolerance(dtype).residual
 
 
-def _resolve_method(method: str | Inverter) -> Inverter:
+def _resolve_method(method: str | Inverter, *, norm: str | None, noise: float | None,
+                    measurement: object, mask: object) -> Inverter:
+    """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP,
+    ``measurement`` makes ``auto`` the default."""
+    default = isinstance(method, str) and method == "layerwise"
+    if norm is not None or noise is not None:
+        if not default:
+            raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
+                                    f"layer-wise LP), Got: method={method!r}. Hint: pass "
+                                    "method=ganinvert.Noisy(norm=..., noise=...) or drop method")
+        method = Noisy(norm=norm or "linf", noise=noise)
+    if measurement is not None:
+        if mask is not None or norm is not None or noise is not None:
+            raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
+                                    "Fix: fold a mask into M (keep its observed rows)")
+        if default:
+            method = Auto()
     if isinstance(method, Inverter):
         return method
     if isinstance(method, str) and method in INVERTERS:
@@ -174,7 +192,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         latent_shape: per-sample latent shape when it cannot be inferred.
         converters: extra module converters for :func:`ganinvert.to_chain`.
         check_chain: verify the chain against the module on random latents.
-        throw: raise :class:`InversionError` unless every sample has ``G(z) = x``.
+        throw: raise :class:`InversionError` unless every sample has ``G(z) = x``
+            (:class:`SolverError`, a subclass, when a solver broke down on some sample).
         seed: seed of the chain check.
 
     Returns:
@@ -183,28 +202,49 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     Raises:
         InvalidInputError, ShapeMismatchError: bad ``x`` or options (a bad *sample* instead
             gets status INVALID). Adapter errors from :func:`ganinvert.to_chain`.
+        InversionError, SolverError: with ``throw=True`` only.
     """
     t0 = time.perf_counter()
-    if norm is not None or noise is not None:
-        if not (isinstance(method, str) and method == "layerwise"):
-            raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
-                                    f"layer-wise LP), Got: method={method!r}. Hint: pass "
-                                    "method=ganinvert.Noisy(norm=..., noise=...) or drop method")
-        method = Noisy(norm=norm or "linf", noise=noise)
-    if measurement is not None:
-        if mask is not None or norm is not None or noise is not None:
-            raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
-                                    "Fix: fold a mask into M (keep its observed rows)")
-        if isinstance(method, str) and method == "layerwise":
-            method = Auto()
-    inverter = _resolve_method(method)
+    job = _prepare(generator, x, method=method, mask=mask, measurement=measurement, norm=norm, noise=noise,
+                   rtol=rtol, latent_shape=latent_shape, converters=converters, check_chain=check_chain, seed=seed)
+    t_adapt = time.perf_counter()
+    raw = _solve(job)
+    t_solve = time.perf_counter()
+    result = _report(job, raw, timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt})
+    result.timings["total"] = time.perf_counter() - t0
+    logger.info("%s", result.summary())
+    if throw:
+        _throw(result)
+    return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`invert` validated: the inverter, the chain it solves (the generator, with the
+    measurement as a last layer under ``measurement=``) and the generator's own, the observations
+    ``(B, n)`` in float64 on their device (unobserved pixels zeroed), the observed mask, per sample
+    why it is INVALID ("" when valid), and the caller's dtype and batch layout."""
+
+    inverter: Inverter
+    chain: Chain
+    image_chain: Chain
+    x: torch.Tensor
+    observed: torch.Tensor | None
+    invalid: list[str]
+    rtol: float
+    dtype: torch.dtype
+    batched: bool
+    measured: bool
+
+
+def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
+             check_chain, seed) -> _Job:
+    """Options and validation: a bad call raises, a bad sample gets its reason."""
+    inverter = _resolve_method(method, norm=norm, noise=noise, measurement=measurement, mask=mask)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
-    chain = to_chain(generator, latent_shape=latent_shape, converters=converters,
-                     check=check_chain, seed=seed)
-    image_chain = chain
-    if measurement is not None:
-        chain = _measured(chain, measurement)  # converted to float64 with the rest below
+    image_chain = to_chain(generator, latent_shape=latent_shape, converters=converters, check=check_chain, seed=seed)
+    chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     chain = chain.to(dtype=torch.float64, device=x.device)
@@ -212,58 +252,56 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], x.device)
     if obs is not None:  # what is not observed is not data: zero it so validation ignores it
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
-    t_adapt = time.perf_counter()
+    invalid = _invalid_samples(chain, x64, rtol, slack=inverter.output_slack)
+    return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None)
 
-    slack = 0.0  # noisy observations leave the output range by up to the noise (any: estimated)
-    if isinstance(inverter, Noisy):
-        slack = math.inf if inverter.noise is None else inverter.noise
-    reasons = _invalid_samples(chain, x64, rtol, slack=slack)
-    valid = torch.tensor([not r for r in reasons], device=x.device)
-    B, L = x64.shape[0], len(chain)
-    z = torch.zeros(B, chain.in_dim, dtype=torch.float64, device=x.device)
-    residual = torch.full((B,), float("nan"), dtype=torch.float64)
-    layer_res = torch.full((B, L), float("nan"), dtype=torch.float64)
-    unique = torch.zeros(B, L, dtype=torch.bool)
-    status, methods, messages = [Status.INVALID] * B, ["none"] * B, list(reasons)
-    bound = torch.full((B,), float("nan"), dtype=torch.float64)
-    fit_residual = None
-    raw: RawSolution | None = None
-    idx = valid.nonzero().flatten()
+
+def _solve(job: _Job) -> RawSolution:
+    """The inverter on the valid samples; INVALID ones keep a zero latent and their reason."""
+    B, x = job.x.shape[0], job.x
+    out = RawSolution.empty(B, len(job.chain), job.chain.in_dim, device=x.device, method="none")
+    out.messages = list(job.invalid)
+    idx = torch.tensor([not r for r in job.invalid], device=x.device).nonzero().flatten()
     if idx.numel():
-        raw = (inverter.solve(chain, x64[idx], rtol=rtol) if obs is None
-               else _solve_masked(inverter, chain, x64[idx], obs[idx], rtol))
-        z[idx] = raw.z
-        if raw.bound is not None:
-            bound[idx.cpu()] = raw.bound.cpu()
-    t_solve = time.perf_counter()
+        raw = (job.inverter.solve(job.chain, x[idx], rtol=job.rtol) if job.observed is None
+               else _solve_masked(job.inverter, job.chain, x[idx], job.observed[idx], job.rtol))
+        out.scatter(idx, raw)
+    return out
 
+
+def _report(job: _Job, raw: RawSolution, *, timings: dict[str, float]) -> InversionResult:
+    """``G(z)`` checked against ``x`` (observed pixels), a status per sample, in the caller's dtype."""
+    B, x = job.x.shape[0], job.x
     with torch.no_grad():
-        outs = chain.forward_all(z)
-        x_hat64 = outs[-1]  # (B, n): one forward pass for x_hat and the residuals
-    if raw is not None:
-        diff = x_hat64[idx] - x64[idx] if obs is None else (x_hat64[idx] - x64[idx]) * obs[idx]
-        res = (diff.norm(dim=1)
-               / x64[idx].norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)).cpu()
-        st, msg = assign_status(raw, res, rtol=rtol)
-        cpu_idx = idx.cpu()
-        residual[cpu_idx], layer_res[cpu_idx], unique[cpu_idx] = res, raw.layer_residuals, raw.unique
-        if isinstance(inverter, Noisy):  # the misfit in the norm the fit minimised
-            fit_residual = torch.full((B,), float("nan"), dtype=torch.float64)
-            fit_residual[cpu_idx] = torch.linalg.vector_norm(diff, ord=inverter.order, dim=1).cpu()
-        for j, i in enumerate(idx.tolist()):
-            status[i], methods[i], messages[i] = st[j], raw.methods[j], msg[j]
-    if measurement is not None:  # the image, not its measurements
-        x_hat64, chain = outs[-2], image_chain
-    x_hat = x_hat64.reshape(B, *chain.out_shape).to(x.dtype)
-    z_out = z.reshape(B, *chain.in_shape).to(x.dtype)
-    result = InversionResult(
-        z=z_out if batched else z_out[0], x_hat=x_hat if batched else x_hat[0], status=status,
-        residual=residual, layer_residuals=layer_res, unique=unique, methods=methods,
-        messages=messages, method=inverter.name, batched=batched, bound=bound, fit_residual=fit_residual,
-        timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt, "total": time.perf_counter() - t0})
-    logger.info("%s", result.summary())
-    if throw and not all(s.solved for s in status):
-        bad = [i for i, s in enumerate(status) if not s.solved]
-        raise InversionError(f"{len(bad)} of {B} samples not inverted exactly ({result.counts()}); "
-                             f"first: sample {bad[0]}: {status[bad[0]].name}: {messages[bad[0]]}")
-    return result
+        outs = job.chain.forward_all(raw.z)
+    diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
+    valid = torch.tensor([not r for r in job.invalid])
+    nan = torch.full((B,), float("nan"), dtype=torch.float64)
+    residual = torch.where(valid, (diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)).cpu(), nan)
+    status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)
+    fit_residual = None
+    if job.inverter.fit_order is not None:  # the misfit in the norm the fit minimised
+        fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
+        fit_residual = torch.where(valid, fit, nan)
+    x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements
+    x_hat = x_hat.reshape(B, *job.image_chain.out_shape).to(job.dtype)
+    z = raw.z.reshape(B, *job.image_chain.in_shape).to(job.dtype)
+    one = (lambda t: t) if job.batched else (lambda t: t[0])
+    return InversionResult(z=one(z), x_hat=one(x_hat), status=status, residual=residual,
+                           layer_residuals=raw.layer_residuals, unique=raw.unique, methods=raw.methods,
+                           messages=messages, method=job.inverter.name, batched=job.batched,
+                           bound=nan.clone() if raw.bound is None else raw.bound, fit_residual=fit_residual,
+                           timings=timings)
+
+
+def _throw(result: InversionResult) -> None:
+    """``throw=True``: :class:`SolverError` when a solver broke down on some sample, else
+    :class:`InversionError` when some sample has no ``G(z) = x``."""
+    bad = [i for i, s in enumerate(result.status) if not s.solved]
+    if not bad:
+        return
+    failed = [i for i in bad if result.status[i] is Status.FAILED]
+    first = failed[0] if failed else bad[0]
+    error = SolverError if failed else InversionError
+    raise error(f"{len(bad)} of {len(result.status)} samples not inverted exactly ({result.counts()}); "
+                f"first: sample {first}: {result.status[first].name}: {result.messages[first]}")

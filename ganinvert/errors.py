@@ -32,9 +32,10 @@ class LayerTooLargeError(GanInvertError, MemoryError):
     """A layer is too large to be materialised as the dense matrix its solver needs."""
 
 
-class SolverError(GanInvertError, RuntimeError):
-    """A solver broke down (raised only with ``throw=True``; otherwise a FAILED status)."""
-
-
 class InversionError(GanInvertError, RuntimeError):
-    """Raised by ``invert(..., throw=True)`` when some sample is not EXACT."""
+    """Raised by ``invert(..., throw=True)`` when some sample has no ``G(z) = x``."""
+
+
+class SolverError(InversionError):
+    """Raised by ``invert(..., throw=True)`` when a solver broke down on some sample (its status
+    FAILED); without ``throw`` the status alone reports it."""

@@ -106,3 +106,11 @@ def test_float32_observation_returns_float32_results(relu_net):
     assert r.z.dtype == torch.float32 and r.x_hat.dtype == torch.float32
     assert r.exact.all()
     assert r.timings["total"] >= r.timings["solve"] > 0
+
+
+def test_throw_names_a_solver_breakdown_as_solver_error():
+    G = random_mlp((10, 40, 30), seed=8)  # 40 -> 30 contracts: the LP is needed
+    x = G(latents(2, 10)).detach()
+    with pytest.raises(gi.SolverError, match=r"2 of 2 samples.*sample 0: FAILED: layer 1: HiGHS"):
+        gi.invert(G, x, method=gi.Layerwise(solver="highs", solver_options={"max_iter": 1}), throw=True)
+    assert issubclass(gi.SolverError, gi.InversionError) and issubclass(gi.SolverError, RuntimeError)

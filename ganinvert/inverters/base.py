@@ -80,6 +80,12 @@ class Inverter:
     constructor keywords, validated there."""
 
     name = "inverter"
+    #: how far observations may leave the output activation's range and still be valid input
+    #: (the noise level of a noisy fit; exact methods take values in the range only)
+    output_slack: float = 0.0
+    #: ``ord`` of :func:`torch.linalg.vector_norm` of the fit's misfit, reported per sample as
+    #: ``fit_residual``; None for inverters that do not minimise a norm of their own
+    fit_order: float | None = None
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
         """Invert ``chain`` (float64, on x's device) at observations ``x`` (B, n) float64."""
@@ -90,13 +96,17 @@ class Inverter:
         return f"{type(self).__name__}({opts})"
 
 
-def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float) -> tuple[list[Status], list[str]]:
+def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float,
+                  invalid: list[str] | None = None) -> tuple[list[Status], list[str]]:
     """Statuses from the verified forward residual: never EXACT without ``G(z) = x`` *and* a
-    single-point certificate for every layer."""
+    single-point certificate for every layer. ``invalid``: per sample, why it is INVALID ("" when
+    it is valid input)."""
     statuses, messages = [], []
     unique_all = raw.unique.all(dim=1).tolist()
     for i, (res, msg) in enumerate(zip(residual.tolist(), raw.messages)):
-        if raw.failed[i]:
+        if invalid is not None and invalid[i]:
+            st, msg = Status.INVALID, invalid[i]
+        elif raw.failed[i]:
             st = Status.FAILED
         elif res <= rtol:
             st = Status.EXACT if unique_all[i] else Status.EXACT_NONUNIQUE

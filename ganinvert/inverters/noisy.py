@@ -144,6 +144,14 @@ class Noisy(Inverter):
         """The chosen norm as ``ord`` of :func:`torch.linalg.vector_norm`."""
         return NORM_ORDER[self.norm]
 
+    fit_order = order
+
+    @property
+    def output_slack(self) -> float:
+        """Noisy values may leave the output range by the noise level, by anything when it is
+        estimated (uniform noise takes ReLU outputs below 0)."""
+        return math.inf if self.noise is None else self.noise
+
     def _estimate_noise(self, A, b, act, x, u_range, *, rtol: float) -> torch.Tensor:
         """``(B,)`` a lower bound on the l_inf noise level: the largest threshold ``tau`` found at
         which the last layer's thresholded l_inf LP is infeasible (``t* > tau``), within a factor

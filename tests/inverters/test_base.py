@@ -1,11 +1,12 @@
 """RawSolution: one constructor for a batch to fill, scatter of a sub-batch's results, and
-adoption of a later stage's latents."""
+adoption of a later stage's latents; statuses never EXACT without certificate."""
 
 import math
 
 import torch
 
-from ganinvert.inverters.base import RawSolution
+from ganinvert import Status
+from ganinvert.inverters.base import RawSolution, assign_status
 
 
 def _sub(z, *, bound=None):
@@ -49,3 +50,14 @@ def test_adopt_clears_what_was_certified_about_the_old_latents():
     assert raw.layer_residuals.eq(0.5).all()  # the earlier stage's record stays
     assert raw.methods == ["a", "lstsq>ipm", "b"] and raw.messages == ["m0", "", "m2"]
 
+
+def test_status_needs_g_of_z_equal_x_and_every_certificate():
+    raw = RawSolution.empty(5, 2, 3)
+    raw.unique[[0, 1]] = True
+    raw.unique[1, 1] = False
+    raw.failed[2] = True
+    raw.infeasible[3] = True
+    res = torch.tensor([1e-9, 1e-9, 1e-9, 0.5, 1e-9], dtype=torch.float64)
+    st, msg = assign_status(raw, res, rtol=1e-6, invalid=["", "", "", "", "x has NaN"])
+    assert st == [Status.EXACT, Status.EXACT_NONUNIQUE, Status.FAILED, Status.INFEASIBLE, Status.INVALID]
+    assert "layer(s) [1]" in msg[1] and msg[4] == "x has NaN"

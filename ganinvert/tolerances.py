@@ -1,0 +1,38 @@
+"""What each floating dtype can resolve: the one table of tolerances by dtype.
+
+An observation cannot be more exact than its own dtype, and a chain converted from a float32
+module cannot reproduce it better than float32 does; both read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+
+@dataclass(frozen=True)
+class DtypeTolerance:
+    """Attributes:
+        residual: relative residual ``||G(z) - x|| / ||x||`` that counts as ``G(z) = x`` (the
+            default ``rtol`` of :func:`ganinvert.invert` for observations of this dtype).
+        chain_check: largest ``|chain(z) - module(z)|``, relative to ``max |module(z)| + 1``,
+            accepted when a converted chain is checked against its module of this dtype.
+    """
+
+    residual: float
+    chain_check: float
+
+
+TOLERANCES = MappingProxyType({
+    torch.float64: DtypeTolerance(residual=1e-6, chain_check=1e-9),
+    torch.float32: DtypeTolerance(residual=1e-4, chain_check=1e-4),
+})
+#: half precision (float16, bfloat16) and anything else not in :data:`TOLERANCES`
+LOW_PRECISION = DtypeTolerance(residual=1e-2, chain_check=1e-2)
+
+
+def tolerance(dtype: torch.dtype) -> DtypeTolerance:
+    """The tolerances of ``dtype``."""
+    return TOLERANCES.get(dtype, LOW_PRECISION)
