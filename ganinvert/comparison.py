@@ -7,11 +7,13 @@ logs their metrics, so a ``lightning.Trainer`` brings progress bars, loggers and
     trainer.test(module, DataLoader(TensorDataset(x, z_star), batch_size=64))
     module.sample_rows   # one dict per sample and method (status, errors, time)
 
-Batches are ``x`` or ``(x,)`` (no known latent) or ``(x, z_star)``. Logged per method, averaged
-over the epoch weighted by batch size (``sync_dist`` across devices): ``exact_rate``,
-``solved_rate``, ``success@t`` for each latent-error threshold (when ``z_star`` is known),
-``log10_latent_rel_err`` (so its epoch mean is a geometric mean), ``output_rel_err``,
-``psnr``, ``ssim`` (image outputs only) and ``ms_per_sample``.
+Batches are ``x`` or ``(x,)`` (no known latent) or ``(x, z_star)``. At the end of each epoch
+every method's per-sample columns are gathered over all devices and summarised by
+:func:`ganinvert.metrics.summarize`, the same summary the Hydra app writes, logged as
+``<method>/<metric>`` with the statistic in the name: ``exact_rate``, ``solved_rate``,
+``success@t`` for each latent-error threshold (when ``z_star`` is known),
+``median_latent_rel_err``, ``median_output_rel_err``, ``median_residual``, ``median_psnr``,
+``median_ssim`` (nan for non-image outputs), ``ms_per_sample``, ``seconds`` and ``samples``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .api import invert
 from .chain import Chain
 from .errors import InvalidInputError
 from .inverters import Inverter
-from .metrics import THRESHOLDS, sample_metrics
+from .metrics import THRESHOLDS, columns, sample_metrics, sample_rows, summarize
 from .result import InversionResult
 
 
@@ -59,6 +61,7 @@ class InversionComparison(L.LightningModule):
         self.sample_rows: list[dict] = []
         self._chain: Chain | None = None
         self._seen = 0
+        self._columns: dict[str, list[dict[str, torch.Tensor]]] = {}
 
     def _get_chain(self) -> Chain:
         if self._chain is None:  # the weights are fixed: convert once per run
@@ -66,7 +69,7 @@ class InversionComparison(L.LightningModule):
         return self._chain
 
     def on_test_start(self) -> None:
-        self._chain, self._seen, self.sample_rows = None, 0, []
+        self._chain, self._seen, self.sample_rows, self._columns = None, 0, [], {}
 
     on_predict_start = on_test_start
 
@@ -91,25 +94,21 @@ class InversionComparison(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         x, _ = self._unpack(batch)
-        B = x.shape[0]
         for name, (r, m) in self.invert_batch(batch).items():
-            logs = {"exact_rate": r.exact.float().mean().item(), "solved_rate": r.solved.float().mean().item(),
-                    "ms_per_sample": 1e3 * r.timings["total"] / B,
-                    "output_rel_err": m["output_rel_err"].mean().item(), "psnr": m["psnr"].mean().item()}
-            if not m["ssim"].isnan().any():
-                logs["ssim"] = m["ssim"].mean().item()
-            if "latent_rel_err" in m:
-                logs["log10_latent_rel_err"] = m["latent_rel_err"].clamp(min=1e-300).log10().mean().item()
-                for t in self.thresholds:
-                    logs[f"success@{t:g}"] = (m["latent_rel_err"] <= t).float().mean().item()
-            for key, v in logs.items():
-                self.log(f"{name}/{key}", v, batch_size=B, on_step=False, on_epoch=True, sync_dist=True)
-            for i in range(B):
-                self.sample_rows.append({"rank": self.global_rank, "index": self._seen + i, "method": name,
-                                         "status": r.status[i].name, "method_path": r.methods[i],
-                                         "residual": r.residual[i].item(), "ms": 1e3 * r.timings["total"] / B,
-                                         **{key: v[i].item() for key, v in m.items()}})
-        self._seen += B
+            cols = columns(r, m)
+            self._columns.setdefault(name, []).append(cols)
+            self.sample_rows += sample_rows(r, cols, start=self._seen, rank=self.global_rank, method=name)
+        self._seen += x.shape[0]
+
+    def on_test_epoch_end(self) -> None:
+        for name, parts in self._columns.items():
+            cols = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+            if self.trainer.world_size > 1:  # every process's samples (DDP pads to equal counts)
+                cols = {key: self.all_gather(v.to(self.device)).reshape(-1).cpu() for key, v in cols.items()}
+            for key, v in summarize(cols, thresholds=self.thresholds).items():
+                if not isinstance(v, dict):  # the status counts stay in samples.csv
+                    self.log(f"{name}/{key}", float(v), on_step=False, on_epoch=True)
+        self._columns = {}
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, InversionResult]:
         """Each method's :class:`ganinvert.InversionResult` for the batch."""

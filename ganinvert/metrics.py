@@ -1,7 +1,12 @@
-"""Per-sample quality of an inversion and its summary over a batch: the figures the inversion
+"""Per-sample quality of an inversion and its summary over a data set: the figures the inversion
 literature reports (latent relative error and success at thresholds of it), output error, PSNR
-and SSIM (torchmetrics), the EXACT rate and time per sample. Used by the Hydra app and by the
-Lightning comparison module alike."""
+and SSIM (torchmetrics), the EXACT rate and time per sample.
+
+The one place both apps (the Hydra invert app and the Lightning comparison) build their rows and
+summaries: :func:`sample_metrics` per sample, :func:`columns` as tensors that can be gathered
+across processes, :func:`sample_rows` for CSV files, :func:`summarize` over any number of
+batches, with the statistic in each name (``median_psnr``, ``exact_rate``, ``success@1e-05``),
+and :func:`table` to print summaries."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import math
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from .result import InversionResult
+from .result import InversionResult, Status
 
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 """Latent relative errors at which a sample counts as recovered (``success@t``)."""
@@ -47,18 +52,51 @@ def sample_metrics(result: InversionResult, x: torch.Tensor, z_star: torch.Tenso
     return m
 
 
-def summarize(result: InversionResult, metrics: dict[str, torch.Tensor], *,
-              thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, float | int | dict]:
-    """One batch's summary: rates, medians of every per-sample metric, ``success@t`` (when the
-    latent error is known), seconds and ms per sample, and the status counts."""
+def columns(result: InversionResult, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One batch's per-sample columns, each a CPU tensor ``(B,)``: ``status`` (the
+    :class:`~ganinvert.Status` codes), ``ms`` (the batch's time shared evenly), ``residual`` and
+    the ``metrics`` of :func:`sample_metrics`. Numbers only, so processes can gather them."""
     B = len(result.status)
-    s = {"samples": B, "seconds": result.timings["total"], "ms_per_sample": 1e3 * result.timings["total"] / B,
-         "exact_rate": result.exact.float().mean().item(), "solved_rate": result.solved.float().mean().item(),
-         "counts": result.counts()}
-    for key, v in metrics.items():
+    return {"status": torch.tensor([int(s) for s in result.status], dtype=torch.long),
+            "ms": torch.full((B,), 1e3 * result.timings["total"] / B, dtype=torch.float64),
+            "residual": result.residual.double().cpu(), **metrics}
+
+
+def sample_rows(result: InversionResult, cols: dict[str, torch.Tensor], *, start: int = 0,
+                **context) -> list[dict]:
+    """One dict per sample (a CSV row): ``context`` (e.g. ``data=``, ``method=``), ``index``
+    (from ``start``), the status name, the solver path, then every numeric column."""
+    return [{**context, "index": start + i, "status": result.status[i].name, "method_path": result.methods[i],
+             **{key: v[i].item() for key, v in cols.items() if key != "status"}} for i in range(len(result.status))]
+
+
+def summarize(cols: dict[str, torch.Tensor], *, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, float | int | dict]:
+    """Summary of per-sample ``cols`` (:func:`columns`, one batch or several concatenated):
+    ``samples``, ``seconds``, ``ms_per_sample`` (mean), ``exact_rate``, ``solved_rate``, the status
+    ``counts``, ``median_<column>`` of every other column (nan-ignoring) and, when the latent
+    error is known, ``success@t`` (share with latent relative error <= t)."""
+    status, ms = cols["status"], cols["ms"].double()
+    s = {"samples": int(status.numel()), "seconds": ms.sum().item() / 1e3, "ms_per_sample": ms.mean().item(),
+         "exact_rate": (status == Status.EXACT).double().mean().item(),
+         "solved_rate": ((status == Status.EXACT) | (status == Status.EXACT_NONUNIQUE)).double().mean().item(),
+         "counts": {st.name: int((status == st).sum()) for st in Status}}
+    for key, v in cols.items():
+        if key in ("status", "ms"):
+            continue
         finite = v[~v.isnan()]
         s[f"median_{key}"] = finite.median().item() if finite.numel() else math.nan
-    if "latent_rel_err" in metrics:
+    if "latent_rel_err" in cols:
         for t in thresholds:
-            s[f"success@{t:g}"] = (metrics["latent_rel_err"] <= t).float().mean().item()
+            s[f"success@{t:g}"] = (cols["latent_rel_err"] <= t).double().mean().item()
     return s
+
+
+def table(summaries: dict[str, dict]) -> str:
+    """A text table of ``{"data/method": summary}`` (:func:`summarize`'s keys)."""
+    lines = [f"{'data/method':<22} {'EXACT':>7} {'G(z)=x':>7} {'success@1e-3':>12} {'median lat.err':>14} "
+             f"{'median PSNR':>11} {'ms/sample':>10}"]
+    names = ("exact_rate", "solved_rate", "success@0.001", "median_latent_rel_err", "median_psnr", "ms_per_sample")
+    for key, s in summaries.items():
+        v = [s.get(name, math.nan) for name in names]  # real digits have no latent error: nan
+        lines.append(f"{key:<22} {v[0]:7.1%} {v[1]:7.1%} {v[2]:12.1%} {v[3]:14.1e} {v[4]:11.1f} {v[5]:10.2f}")
+    return "\n".join(lines)

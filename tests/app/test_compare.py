@@ -1,8 +1,7 @@
-"""scripts/compare.py: the Lightning comparison over a data set, and the trainer/ config group."""
+"""The compare app: the Lightning comparison over a data set, and the trainer/ config group."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -10,9 +9,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from ganinvert.app import compare
+from ganinvert.metrics import table
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import compare  # noqa: E402
 
 TRAINERS = sorted(p.stem for p in (ROOT / "conf" / "trainer").glob("*.yaml"))
 
@@ -48,4 +48,4 @@ def test_compare_runs_each_method_over_each_data_set(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
     assert len(rows) == 10 * 3 and {r["method"] for r in rows} == {"layerwise", "adam", "hybrid"}
     assert (tmp_path / "logs" / "version_0" / "metrics.csv").exists()
-    assert "generated/layerwise" in compare.table(out)
+    assert "generated/layerwise" in table(compare.summaries(out))

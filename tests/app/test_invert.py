@@ -1,4 +1,4 @@
-"""The Hydra app: every config option composes and instantiates; run() writes sane files."""
+"""The Hydra invert app: every config option composes and instantiates; run() writes sane files."""
 
 import csv
 import json
@@ -12,10 +12,9 @@ from hydra.utils import instantiate
 from PIL import Image
 
 import ganinvert as gi
+from ganinvert.app import aggregate, config, invert
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import invert  # noqa: E402
 
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 INVERTERS = sorted(p.stem for p in (ROOT / "conf" / "inverter").glob("*.yaml"))
@@ -29,7 +28,7 @@ def _cfg(overrides):
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_option_composes_and_builds(model):
     cfg = _cfg([f"model={model}"])
-    G, k, _, _ = invert.build_generator(cfg)
+    G, k, _, _ = config.build_generator(cfg)
     assert gi.to_chain(G, latent_shape=(k,)).in_dim == k
 
 
@@ -75,8 +74,6 @@ def test_encoder_is_skipped_for_a_model_without_one(tmp_path):
 
 
 def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
-    import aggregate
-
     base = ["model=random_relu", "model.widths=[40,120]", "data=[generated]", "data.generated.n=8",
             "inverter=[layerwise]"]
     for i, k in enumerate((4, 8, 60)):  # k=60: the 60->40 layer contracts, nothing is EXACT
@@ -121,8 +118,6 @@ def test_real_multirun_with_the_joblib_launcher_is_aggregated_and_resumes(tmp_pa
     """The sweep a user types: two jobs in parallel processes, then the aggregated table; typing
     it again (an interrupted sweep resumed) leaves the finished jobs untouched."""
     import subprocess
-
-    import aggregate
 
     cmd = [sys.executable, str(ROOT / "scripts" / "invert.py"), "-m", "hydra/launcher=local", "threads=1",
            "model=random_relu", "model.latent_dim=4,60", "model.widths=[40,120]", "data=[generated]",

@@ -1,17 +1,15 @@
 """Every model config composes, and each LightningModule trains a step (fast_dev_run)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from ganinvert.app import train
 from models.registry import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import train  # noqa: E402  (scripts/train.py: run() is what the Hydra entry point calls)
 
 
 def _cfg(name, tmp_path):

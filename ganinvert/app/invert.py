@@ -1,0 +1,84 @@
+"""The main job: invert a generator's observations with several methods and compare them.
+``run(cfg, out_dir)`` writes metrics.json, samples.csv, reconstructions.png and latents.pt into
+the run directory (``scripts/invert.py`` is its Hydra entry point)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import matplotlib
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..adapters import to_chain
+from ..api import invert
+from ..metrics import columns, sample_metrics, sample_rows, summarize
+from .config import build_generator, inverters, observations
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Compare ``cfg.inverter`` methods on ``cfg.data`` for ``cfg.model``; returns metrics.json's content."""
+    out_dir = Path(out_dir)
+    done = out_dir / "metrics.json"
+    if done.exists() and not cfg.get("overwrite", False):  # a re-run sweep skips finished jobs
+        log.info("%s exists: run already finished, skipped (overwrite=true to redo)", done)
+        return json.loads(done.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    G, k, pixel_range, encoder = build_generator(cfg)
+    chain = to_chain(G, latent_shape=(k,))
+    data, invs = observations(cfg, G, k, pixel_range), inverters(cfg, encoder)
+    rows, summary, latents, shown = [], {}, {}, {}
+    for dname, (x, z) in data.items():
+        x = x.reshape(x.shape[0], *chain.out_shape)
+        data_range = float(x.max() - x.min()) or 1.0
+        cols = torch.linspace(0, x.shape[0] - 1, min(cfg.show, x.shape[0])).long()  # spread over the batch
+        shown[dname] = {"target": x[cols]}
+        for mname, inv in invs.items():
+            r = invert(chain, x, method=inv)
+            per_sample = columns(r, sample_metrics(r, x, z, data_range=data_range))
+            summary[f"{dname}/{mname}"] = summarize(per_sample)
+            rows += sample_rows(r, per_sample, data=dname, method=mname)
+            latents[f"{dname}/{mname}"] = r.z.detach().cpu()
+            shown[dname][mname] = r.x_hat[cols]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    metrics = {"model": cfg.model.name, "seed": cfg.seed, "ganinvert": version("ganinvert"), "git_commit": commit,
+               "config": OmegaConf.to_container(cfg, resolve=True), "results": summary}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(out_dir / "samples.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+        writer.writeheader()
+        writer.writerows(rows)
+    torch.save({"z_star": {d: z for d, (_, z) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")
+    picture(shown, pixel_range, out_dir / "reconstructions.png")
+    return metrics
+
+
+def picture(shown: dict, pixel_range, path: Path) -> None:
+    """One row per data set's targets and per method's reconstructions of them."""
+    lo, hi = pixel_range
+    panels = [(d, name, imgs) for d, per in shown.items() for name, imgs in per.items()]
+    ncol = max(imgs.shape[0] for *_, imgs in panels)
+    fig, axes = plt.subplots(len(panels), ncol, figsize=(1.1 * ncol + 1.6, 1.15 * len(panels)), squeeze=False)
+    for r, (d, name, imgs) in enumerate(panels):
+        for c in range(ncol):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < imgs.shape[0]:
+                img = imgs[c].detach().float().reshape(-1, imgs.shape[-1]).cpu()
+                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi != float("inf") else None)
+        axes[r][0].text(-0.08, 0.5, f"{d}\n{name}", transform=axes[r][0].transAxes, ha="right", va="center",
+                        fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
