@@ -14,24 +14,19 @@ and a random 20-100-500 ReLU net, on the same N observations x = G(z*), z* ~ N(0
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import ganinvert as gi
 from ganinvert import nets
-from models.reference import paper_decoder
+from models.reference import paper_decoder, reference_path
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
 
-_ROOT = Path(__file__).resolve().parents[1]
-_SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
-REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for d in _SHARED
-                  if (d / "reference_nets").is_dir()), _SHARED[-1] / "reference_nets" / "trained_vae_20_60_784_nobias.pth")
+REFERENCE = reference_path()
 
 
 def reference_decoder() -> nn.Module | None:

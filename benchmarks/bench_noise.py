@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 import ganinvert as gi
 from ganinvert.nets import random_mlp
-from models.reference import paper_decoder
+from models.reference import paper_decoder, reference_path
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference_nets" / "trained_vae_20_60_784_nobias.pth"
+REFERENCE = reference_path()
 
 
 def run(name: str, G, n: int, seed: int) -> None:

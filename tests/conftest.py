@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from ganinvert import nets
-from models.reference import paper_decoder
+from models.reference import paper_decoder, reference_path
 
-_ROOT = Path(__file__).resolve().parents[1]
-_SHARED = [Path(p) for p in [os.environ.get("GANINVERT_SHARED", "")] if p] + [_ROOT / "shared", _ROOT.parent / "shared"]
-REFERENCE = next((d / "reference_nets" / "trained_vae_20_60_784_nobias.pth" for d in _SHARED
-                  if (d / "reference_nets").is_dir()), _SHARED[-1] / "reference_nets" / "trained_vae_20_60_784_nobias.pth")
+REFERENCE = reference_path()
 
 def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64):
     return nets.random_mlp(dims, act=act, out_act=out_act, bias=bias, seed=seed, dtype=dtype)
