@@ -49,7 +49,18 @@ class BackwardPass:
         self._dense: dict[int, torch.Tensor] = {}
 
     def dense(self, i: int) -> torch.Tensor:
-        """Layer ``i``'s operator as a dense ``(n, k)`` matrix, built once per pass."""
+        """Layer ``i``'s operator as a dense ``(n, k)`` matrix, for a step that needs it before the
+        pass (the noise estimate reads the last layer's): :meth:`run` reuses it, then lets it go.
+
+        Args:
+            i: the layer's index in the chain.
+
+        Returns:
+            ``(out_dim, in_dim)`` matrix in the chain's dtype and device.
+
+        Raises:
+            LayerTooLargeError: the matrix would exceed ``max_dense_entries``.
+        """
         if i not in self._dense:
             self._dense[i] = self.chain.layers[i].op.dense(max_entries=self.max_dense_entries)
         return self._dense[i]
@@ -74,6 +85,7 @@ class BackwardPass:
                 return torch.zeros(B, self.chain.in_dim, dtype=x.dtype, device=x.device)
             t0 = time.perf_counter()
             A = self.dense(i)
+            del self._dense[i]  # one layer's matrix at a time: conv layers' can take GiBs each
             target = y[alive] if targets is None else targets[i][alive]
             u, keep = step(i, A, target, alive)
             y = torch.zeros(B, A.shape[1], dtype=x.dtype, device=x.device)
