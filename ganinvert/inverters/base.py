@@ -50,7 +50,12 @@ class RawSolution:
         return cls.of(torch.zeros(batch, latent_dim, dtype=dtype, device=device), n_layers, method=method)
 
     def scatter(self, idx: torch.Tensor, sub: "RawSolution") -> None:
-        """Write the sub-batch ``sub``'s results into rows ``idx`` (indices) of this batch."""
+        """Write a sub-batch's results into some rows of this batch.
+
+        Args:
+            idx: ``(b,)`` long, the rows (on any device).
+            sub: the sub-batch's solution, ``b`` samples, latents on this batch's device.
+        """
         rows = idx.cpu()
         self.z[idx.to(self.z.device)] = sub.z
         self.layer_residuals[rows], self.unique[rows] = sub.layer_residuals.cpu(), sub.unique.cpu()
@@ -63,14 +68,21 @@ class RawSolution:
             self.methods[i], self.messages[i] = sub.methods[j], sub.messages[j]
 
     def adopt(self, idx: torch.Tensor, z: torch.Tensor, *, methods: list[str], messages: list[str]) -> None:
-        """Samples ``idx`` take latents ``z`` found by a later stage (with its path and message
-        each). The earlier stage's certificates and flags were about the old latents: they are
-        cleared (a stage that can certify the new ones does so after); its per-layer residuals
-        stay as the record of that stage."""
+        """Some samples take latents found by a later stage. The earlier stage's certificates,
+        bounds and flags were about the old latents: they are cleared (a stage that can certify
+        the new ones does so after); its per-layer residuals stay as the record of that stage.
+
+        Args:
+            idx: ``(b,)`` long, the rows taking new latents.
+            z: ``(b, k)`` the new latents.
+            methods, messages: per row, its new solver path and message.
+        """
         rows = idx.cpu()
         self.z[idx.to(self.z.device)] = z
         self.unique[rows] = False
         self.failed[rows] = self.infeasible[rows] = False
+        if self.bound is not None:
+            self.bound[rows] = float("nan")
         for j, i in enumerate(rows.tolist()):
             self.methods[i], self.messages[i] = methods[j], messages[j]
 

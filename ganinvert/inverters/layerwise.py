@@ -4,6 +4,7 @@ the next target, every layer solved exactly and certified (see :mod:`ganinvert.l
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Mapping
 
 import torch
@@ -16,6 +17,20 @@ from .backward import BackwardPass
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
+
+
+def _solver_options(options: Mapping[str, float | int] | None) -> dict[str, float | int]:
+    """``options`` checked and typed: ``tol`` a float > 0, ``max_iter`` an integer >= 1."""
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - SOLVER_OPTIONS)
+    if unknown:
+        raise InvalidInputError(f"Expected solver_options among {sorted(SOLVER_OPTIONS)}, Got: {unknown}")
+    tol, max_iter = opts.get("tol", 1.0), opts.get("max_iter", 1)
+    if (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0
+            or isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1):
+        raise InvalidInputError(f"Expected solver_options tol > 0 (a number) and max_iter >= 1 (an integer), "
+                                f"Got: {opts}")
+    return {k: float(v) if k == "tol" else int(v) for k, v in opts.items()}
 
 
 class Layerwise(Inverter):
@@ -38,7 +53,7 @@ class Layerwise(Inverter):
 
     def __init__(self, *, solver: str = "ipm", fast_path: bool = True, rank_rtol: float = 1e-8,
                  layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE,
-                 max_lp_dim: int = 2048, solver_options: Mapping[str, float] | None = None) -> None:
+                 max_lp_dim: int = 2048, solver_options: Mapping[str, float | int] | None = None) -> None:
         if solver not in SOLVERS:
             raise InvalidInputError(f"unknown solver {solver!r}; Expected one of {sorted(SOLVERS)}")
         if not 0 < rank_rtol < 1 or not 0 < layer_rtol <= 1:
@@ -48,18 +63,22 @@ class Layerwise(Inverter):
         self.rank_rtol, self.layer_rtol = float(rank_rtol), float(layer_rtol)
         self.max_dense_entries = int(max_dense_entries)
         self.max_lp_dim = int(max_lp_dim)
-        opts = dict(solver_options or {})
-        unknown = sorted(set(opts) - SOLVER_OPTIONS)
-        if unknown:
-            raise InvalidInputError(f"Expected solver_options among {sorted(SOLVER_OPTIONS)}, Got: {unknown}")
-        if not opts.get("tol", 1.0) > 0 or not int(opts.get("max_iter", 1)) >= 1:
-            raise InvalidInputError(f"Expected solver_options tol > 0 and max_iter >= 1, Got: {opts}")
-        self.solver_options = opts
+        self.solver_options = _solver_options(solver_options)
 
     def solve_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, *, rtol: float,
                     fast_path: bool | None = None) -> LayerSolution:
-        """Layer ``i`` of ``chain`` (dense ``A``) at targets ``y`` (b, n), with this inverter's
-        options; ``rtol`` is the whole inversion's (each layer gets ``layer_rtol * rtol``)."""
+        """One layer with this inverter's options (the step of its backward pass, and of the
+        uniqueness check along a known ``G(z)``).
+
+        Args:
+            chain: the generator; i: the layer's index; A: its dense ``(n, k)`` operator.
+            y: ``(b, n)`` float64 targets of the layer's output.
+            rtol: the whole inversion's tolerance (the layer gets ``layer_rtol * rtol``).
+            fast_path: override the inverter's ``fast_path``.
+
+        Returns:
+            The layer's :class:`~ganinvert.lp.LayerSolution`.
+        """
         layer = chain.layers[i]
         return invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
                             rtol=self.layer_rtol * rtol, solver=self.solver, rank_rtol=self.rank_rtol,

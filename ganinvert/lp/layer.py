@@ -62,7 +62,7 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
                  u_range: tuple[float, float], rtol: float, solver: str = "ipm",
                  rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = 2048,
-                 solver_options: Mapping[str, float] | None = None) -> LayerSolution:
+                 solver_options: Mapping[str, float | int] | None = None) -> LayerSolution:
     """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
 
     Args:

@@ -61,3 +61,10 @@ def test_status_needs_g_of_z_equal_x_and_every_certificate():
     st, msg = assign_status(raw, res, rtol=1e-6, invalid=["", "", "", "", "x has NaN"])
     assert st == [Status.EXACT, Status.EXACT_NONUNIQUE, Status.FAILED, Status.INFEASIBLE, Status.INVALID]
     assert "layer(s) [1]" in msg[1] and msg[4] == "x has NaN"
+
+
+def test_adopt_drops_a_bound_certified_for_the_old_latents():
+    raw = RawSolution.of(torch.zeros(2, 2, dtype=torch.float64), 1)
+    raw.bound = torch.tensor([0.1, 0.2], dtype=torch.float64)
+    raw.adopt(torch.tensor([1]), torch.ones(1, 2, dtype=torch.float64), methods=["adam"], messages=[""])
+    assert raw.bound[0].item() == 0.1 and raw.bound[1].isnan()

@@ -137,5 +137,6 @@ def test_solver_options_reach_the_solver_and_unknown_ones_are_refused():
     with pytest.raises(gi.InvalidInputError, match=r"Expected solver_options among \['max_iter', 'tol'\], "
                                                    r"Got: \['iterations'\]"):
         gi.Layerwise(solver_options={"iterations": 5})
-    with pytest.raises(gi.InvalidInputError, match="max_iter >= 1"):
-        gi.Layerwise(solver_options={"max_iter": 0})
+    for bad in ({"max_iter": 0}, {"max_iter": 2.5}, {"tol": None}, {"tol": -1e-9}):
+        with pytest.raises(gi.InvalidInputError, match=r"tol > 0 \(a number\) and max_iter >= 1 \(an integer\)"):
+            gi.Layerwise(solver_options=bad)

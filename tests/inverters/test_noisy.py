@@ -175,3 +175,13 @@ def test_fit_residual_is_in_the_chosen_norm_on_observed_pixels():
             want = torch.linalg.vector_norm((G(r.z) - x)[:, mask], ord=order, dim=1)
         torch.testing.assert_close(r.fit_residual, want, rtol=1e-12, atol=0.0)
         assert rel_err(r.z, z).median() < 1e-2
+
+
+def test_fit_residual_is_nan_exactly_for_invalid_samples():
+    G = random_mlp([4, 20, 50], seed=0)
+    _, x = _noisy(G, 3, 4, 1e-3)
+    x[1] = float("nan")
+    r = gi.invert(G, x, norm="linf", noise=1e-3)
+    assert r.status[1] is gi.Status.INVALID and r.fit_residual.isnan().tolist() == [False, True, False]
+    x[:] = float("nan")  # a batch with no valid sample still reports the field, as nan
+    assert gi.invert(G, x, norm="linf", noise=1e-3).fit_residual.isnan().all()
