@@ -103,12 +103,41 @@ class InversionComparison(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         for name, parts in self._columns.items():
             cols = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-            if self.trainer.world_size > 1:  # every process's samples (DDP pads to equal counts)
-                cols = {key: self.all_gather(v.to(self.device)).reshape(-1).cpu() for key, v in cols.items()}
+            if self.trainer.world_size > 1:
+                cols = self._gather(cols)
             for key, v in summarize(cols, thresholds=self.thresholds).items():
                 if not isinstance(v, dict):  # the status counts stay in samples.csv
-                    self.log(f"{name}/{key}", float(v), on_step=False, on_epoch=True)
+                    # equal on every process already; sync_dist only keeps Lightning's check quiet
+                    self.log(f"{name}/{key}", float(v), on_step=False, on_epoch=True, sync_dist=True)
         self._columns = {}
+
+    def _gather(self, cols: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every process's per-sample columns, in the data set's order, without the samples
+        ``DistributedSampler`` repeats to give each process as many as the others (unequal counts
+        from another sampler are padded for the collective and the padding dropped). Every
+        process must have tested at least one batch."""
+        counts = self.all_gather(torch.tensor(cols["status"].numel(), device=self.device)).reshape(-1).cpu()
+        m, W = int(counts.max()), counts.numel()
+        keep = (torch.arange(m)[:, None] < counts[None, :]).reshape(-1)  # (m * W,) process-minor order
+        out = {}
+        for key, v in cols.items():
+            pad = torch.full((m,), -1 if key == "status" else float("nan"), dtype=v.dtype)
+            pad[:v.numel()] = v
+            g = self.all_gather(pad.to(self.device)).reshape(W, m).cpu()
+            # DistributedSampler without shuffling deals sample j to process j % W: interleave back
+            out[key] = g.transpose(0, 1).reshape(-1)[keep]
+        n = self._dataset_size()
+        if n is not None and bool((counts == m).all()) and 0 <= m * W - n < W:
+            out = {key: v[:n] for key, v in out.items()}  # the repeats pad the end
+        return out
+
+    def _dataset_size(self) -> int | None:
+        loaders = self.trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        try:
+            return len(loader.dataset)
+        except (AttributeError, TypeError):  # an iterable data set has no length
+            return None
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, InversionResult]:
         """Each method's :class:`ganinvert.InversionResult` for the batch."""
