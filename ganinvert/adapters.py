@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 _RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
 _RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze})
 _RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
-                    "contiguous", "view_as", "reshape_as"})
+                              "contiguous", "view_as", "reshape_as"})
 _FUNCTIONAL_ACTS: Mapping[object, Callable[[tuple, dict], acts.Activation]] = MappingProxyType({
     F.relu: lambda a, kw: acts.ReLU(), torch.relu: lambda a, kw: acts.ReLU(),
     torch.relu_: lambda a, kw: acts.ReLU(), F.relu_: lambda a, kw: acts.ReLU(),
@@ -209,10 +209,10 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     probe_ok = [s for s, e in errors.items() if e is None]
     if not probe_ok:
         why = "".join(f"; on {(_PROBE_BATCH, *s)}: {type(e).__name__}: {e}" for s, e in errors.items())
+        last = next(reversed(errors.values()), None)  # the cause shown in the traceback
         raise ShapeMismatchError(
             f"could not run {type(module).__name__} on latents of shape "
-            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass latent_shape=(...).") \
-            from next((e for e in reversed(errors.values())), None)
+            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass latent_shape=(...).") from last
     in_shape = probe_ok[0]
 
     chain = _build(gm, module, in_shape, table, dtype, device, gen)

@@ -35,6 +35,7 @@ from .problem import LayerProblem
 
 logger = logging.getLogger(__name__)
 
+
 def applies(chain: Chain) -> bool:
     """True when every hidden activation is piecewise linear (ReLU, LeakyReLU, identity: their
     :attr:`~ganinvert.activations.Activation.piecewise_linear`); the output activation may be
@@ -61,7 +62,7 @@ def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor,
     operators and ``c_l`` by pushing ``z = 0``. ``tol`` (B,) decides which output pixels are zero;
     ``sign_weight`` weighs the region rows against the output rows (large: walls).
     ``out_bounds`` ``(lo, hi, w)`` (B, n) replaces the output rows' bounds (noisy observations:
-    :func:`ganinvert.inverters.noisy.threshold_bounds`).
+    :meth:`ganinvert.activations.Activation.threshold_bounds`).
     """
     B, k = x.shape[0], chain.in_dim
     dt, dev = x.dtype, x.device
