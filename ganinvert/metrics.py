@@ -95,8 +95,11 @@ def table(summaries: dict[str, dict]) -> str:
     """A text table of ``{"data/method": summary}`` (:func:`summarize`'s keys)."""
     lines = [f"{'data/method':<22} {'EXACT':>7} {'G(z)=x':>7} {'success@1e-3':>12} {'median lat.err':>14} "
              f"{'median PSNR':>11} {'ms/sample':>10}"]
-    names = ("exact_rate", "solved_rate", "success@0.001", "median_latent_rel_err", "median_psnr", "ms_per_sample")
+    cells = (("exact_rate", 7, ".1%"), ("solved_rate", 7, ".1%"), ("success@0.001", 12, ".1%"),
+             ("median_latent_rel_err", 14, ".1e"), ("median_psnr", 11, ".1f"), ("ms_per_sample", 10, ".2f"))
     for key, s in summaries.items():
-        v = [s.get(name, math.nan) for name in names]  # real digits have no latent error: nan
-        lines.append(f"{key:<22} {v[0]:7.1%} {v[1]:7.1%} {v[2]:12.1%} {v[3]:14.1e} {v[4]:11.1f} {v[5]:10.2f}")
+        # "-" where a figure does not exist (real digits have no latent error)
+        row = [format(v, fmt).rjust(width) if not math.isnan(v := s.get(name, math.nan)) else "-".rjust(width)
+               for name, width, fmt in cells]
+        lines.append(f"{key:<22} " + " ".join(row))
     return "\n".join(lines)
