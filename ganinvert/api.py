@@ -236,6 +236,11 @@ class _Job:
     batched: bool
     measured: bool
 
+    @property
+    def valid(self) -> torch.Tensor:
+        """``(B,)`` bool on the CPU: samples with no reason to be INVALID."""
+        return torch.tensor([not r for r in self.invalid], dtype=torch.bool)
+
 
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
              check_chain, seed) -> _Job:
@@ -261,7 +266,7 @@ def _solve(job: _Job) -> RawSolution:
     B, x = job.x.shape[0], job.x
     out = RawSolution.empty(B, len(job.chain), job.chain.in_dim, device=x.device, method="none")
     out.messages = list(job.invalid)
-    idx = torch.tensor([not r for r in job.invalid], device=x.device).nonzero().flatten()
+    idx = job.valid.nonzero().flatten().to(x.device)
     if idx.numel():
         raw = (job.inverter.solve(job.chain, x[idx], rtol=job.rtol) if job.observed is None
                else _solve_masked(job.inverter, job.chain, x[idx], job.observed[idx], job.rtol))
@@ -275,7 +280,7 @@ def _report(job: _Job, raw: RawSolution, *, timings: dict[str, float]) -> Invers
     with torch.no_grad():
         outs = job.chain.forward_all(raw.z)
     diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
-    valid = torch.tensor([not r for r in job.invalid])
+    valid = job.valid
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
     residual = torch.where(valid, (diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)).cpu(), nan)
     status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)

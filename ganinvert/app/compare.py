@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Run the comparison; returns compare.json's content (this process's view under DDP; rank 0
-    writes the file). Summaries are over every process's samples; DDP's sampler pads a data set
-    that does not split evenly by repeating samples, so use n divisible by the device count."""
+    writes the file). Summaries are over every process's samples, counted once each (the samples
+    DDP's sampler repeats to split a data set evenly are dropped); samples.csv is per process."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     G, k, pixel_range, encoder = build_generator(cfg)

@@ -187,9 +187,9 @@ class Auto(Inverter):
         w = won.nonzero().flatten()
         raw.adopt(todo[w], z[w.to(z.device)],
                   methods=[f"{raw.methods[i]}>{tag[j]}" if tag[j] else raw.methods[i]
-                           for j, i in zip(w.tolist(), todo[w].tolist())],
+                           for j, i in zip(w.tolist(), todo[w].tolist(), strict=True)],
                   messages=[f"{tag[j] or 'layerwise'} answer ({raw.messages[i] or 'layer-wise pass not exact'})"
-                            for j, i in zip(w.tolist(), todo[w].tolist())])
+                            for j, i in zip(w.tolist(), todo[w].tolist(), strict=True)])
         if uniq is not None:
             raw.unique[todo[solved]] = uniq
         return raw
