@@ -65,6 +65,41 @@ class DCGANGenerator(nn.Module):
         return self.main(z.view(-1, self.latent_dim, 1, 1))
 
 
+class TutorialMLPGenerator(nn.Module):
+    """``mlp_gan``: the classic tutorial MNIST GAN generator, ``Sequential(Linear(64, 256), ReLU,
+    Linear(256, 256), ReLU, Linear(256, 784), Tanh)``: no BatchNorm and two equal hidden widths,
+    so the middle layer (256 -> 256) cannot pin its input on its own."""
+
+    def __init__(self, latent_dim: int = 64, hidden: int = 256, out_dim: int = 784):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, out_dim), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, 1, 28, 28)
+
+
+class OddDCGANGenerator(nn.Module):
+    """``dcgan_odd``: the other common 28x28 DCGAN layout (latent as ``(C, 1, 1)``, 3x3 and 4x4
+    kernels, odd sizes): 64x1x1 -> 256x3x3 -> 128x6x6 -> 64x13x13 -> 1x28x28, ConvTranspose2d +
+    BatchNorm2d + ReLU blocks and a Tanh output. Its last layer contracts (10816 -> 784)."""
+
+    def __init__(self, latent_dim: int = 64, hidden: int = 64):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+        def block(k: int, n: int, kernel: int, stride: int) -> list[nn.Module]:
+            return [nn.ConvTranspose2d(k, n, kernel, stride), nn.BatchNorm2d(n), nn.ReLU(True)]
+
+        self.main = nn.Sequential(*block(latent_dim, hidden * 4, 3, 2),  # 3x3
+                                  *block(hidden * 4, hidden * 2, 4, 1),  # 6x6
+                                  *block(hidden * 2, hidden, 3, 2),  # 13x13
+                                  nn.ConvTranspose2d(hidden, 1, 4, 2), nn.Tanh())  # 28x28
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(-1, self.latent_dim, 1, 1))
+
+
 class VAEDecoder(nn.Module):
     """The paper's decoders: bias-free Linear layers with the activation after *every* layer
     (ReLU for 20-60-784, LeakyReLU(0.1) for 20-200-500-784), output viewed as 28x28."""
