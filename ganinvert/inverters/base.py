@@ -11,6 +11,32 @@ from ..result import Status
 
 
 @dataclass
+class Anchors:
+    """How far down the layer-wise pass pinned each sample exactly. Layers ``level..L-1`` all
+    have single-point pre-images, so the output of layer ``level - 1`` is known exactly (the
+    target given to that layer); a search for ``G(z) = x`` need only reach it with the layers
+    below (``level == L``: nothing below ``x`` is pinned; ``0``: ``z`` itself is).
+
+    Attributes:
+        level: ``(B,)`` long.
+        targets: ``level -> (rows (b,) long, y (b, n_level-1))``, the pinned outputs.
+        ambiguous: ``(B,)`` bool: layer ``level - 1`` solved cleanly and its pre-image of that
+            exact output is *not* a point, so no latent found later can be certified ``z = z*``.
+    """
+
+    level: torch.Tensor
+    targets: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    ambiguous: torch.Tensor
+
+    def target(self, level: int, rows: torch.Tensor) -> torch.Tensor:
+        """The pinned outputs of the samples ``rows`` (all at ``level``), ``(b, n)``."""
+        idx, y = self.targets[level]
+        where = torch.full((int(self.level.numel()),), -1, dtype=torch.long)
+        where[idx.cpu()] = torch.arange(idx.numel())
+        return y[where[rows.cpu()].to(y.device)]
+
+
+@dataclass
 class RawSolution:
     """An inverter's answer for the valid samples, float64, before statuses are assigned.
 
@@ -23,6 +49,8 @@ class RawSolution:
         infeasible: ``(B,)`` bool, x provably outside the range of the last layer.
         failed: ``(B,)`` bool, a solver broke down.
         bound: ``(B,)`` certified bound on ``||z - z*||_2`` (nan where none), or None.
+        anchors: the layer-wise pass's pinned targets (:class:`Anchors`), or None; for the
+            search that follows it, not carried by :meth:`scatter`.
     """
 
     z: torch.Tensor
@@ -33,6 +61,7 @@ class RawSolution:
     infeasible: torch.Tensor
     failed: torch.Tensor
     bound: torch.Tensor | None = None
+    anchors: Anchors | None = None
 
     @classmethod
     def of(cls, z: torch.Tensor, n_layers: int, *, method: str = "") -> "RawSolution":

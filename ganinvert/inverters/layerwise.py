@@ -14,7 +14,7 @@ from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
 from ..operators import DEFAULT_MAX_DENSE
 from .backward import BackwardPass
-from .base import Inverter, RawSolution
+from .base import Anchors, Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,20 @@ class Layerwise(Inverter):
         B, L = x.shape[0], len(chain)
         raw = RawSolution.empty(B, L, chain.in_dim, dtype=x.dtype, device=x.device)
 
+        level = torch.full((B,), L, dtype=torch.long)  # see Anchors
+        targets: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        ambiguous = torch.zeros(B, dtype=torch.bool)
+
         def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
             sol = self.solve_layer(chain, i, A, y, rtol=rtol)
             idx = rows.cpu()
+            top = level[idx] == i + 1  # every layer above pinned its input: y is exact
+            down = top & (sol.unique & sol.solver_ok).cpu()
+            stop = top & ~down
+            if stop.any():  # this layer's pre-image is not a point: y is as far as the pass is sure
+                targets[i + 1] = (idx[stop], y[stop.to(y.device)])
+                ambiguous[idx[stop & (sol.solver_ok & ~sol.unique).cpu()]] = True
+            level[idx[down]] = i
             raw.layer_residuals[idx, i], raw.unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
             raw.failed[idx] |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
@@ -105,4 +116,8 @@ class Layerwise(Inverter):
             return sol.u, sol.solver_ok  # a failed sample has no meaningful target for the layer below
 
         raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step)
+        if (level == 0).any():
+            zero = (level == 0).nonzero().flatten()
+            targets[0] = (zero, raw.z[zero.to(raw.z.device)])
+        raw.anchors = Anchors(level=level, targets=targets, ambiguous=ambiguous)
         return raw

@@ -5,6 +5,7 @@ import torch
 
 import ganinvert as gi
 from ganinvert import Status
+from ganinvert.inverters import Layerwise
 
 from ..conftest import DCGANish, latents, random_mlp, rel_err
 
@@ -140,3 +141,32 @@ def test_solver_options_reach_the_solver_and_unknown_ones_are_refused():
     for bad in ({"max_iter": 0}, {"max_iter": 2.5}, {"tol": None}, {"tol": -1e-9}):
         with pytest.raises(gi.InvalidInputError, match=r"tol > 0 \(a number\) and max_iter >= 1 \(an integer\)"):
             gi.Layerwise(solver_options=bad)
+
+
+def test_anchors_mark_how_far_down_the_pass_is_exact():
+    # 64-256-256-784 with a Tanh output (the tutorial MLP GAN's shape): the last layer pins the
+    # second hidden layer; the square middle layer, with few units on, cannot pin its input.
+    from torch import nn
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 784),
+                      nn.Tanh()).double()
+    with torch.no_grad():
+        G[2].bias.sub_(0.3)  # most of h2 off, as in a trained GAN
+    z = latents(6, 64, seed=1)
+    chain = gi.to_chain(G)
+    with torch.no_grad():
+        outs = chain.forward_all(z)
+    raw = Layerwise().solve(chain, outs[-1], rtol=1e-6)
+    a = raw.anchors
+    assert a.level.tolist() == [2] * 6 and a.ambiguous.all()
+    assert torch.allclose(a.target(2, torch.arange(6)), outs[1], atol=1e-8)  # h2 itself
+    assert torch.equal(a.target(2, torch.tensor([4, 1])), a.target(2, torch.arange(6))[[4, 1]])
+
+
+def test_anchors_reach_the_latent_when_every_layer_is_unique():
+    G = random_mlp([10, 60, 300], seed=2)
+    z = latents(5, 10, seed=3)
+    chain = gi.to_chain(G)
+    raw = Layerwise().solve(chain, chain(z), rtol=1e-6)
+    assert raw.anchors.level.tolist() == [0] * 5 and not raw.anchors.ambiguous.any()
+    assert torch.allclose(raw.anchors.target(0, torch.arange(5)), z, atol=1e-9)
