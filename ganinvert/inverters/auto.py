@@ -118,16 +118,24 @@ class Auto(Inverter):
             res = chain.relative_residual(ends.reshape(-1, k), x.repeat(S - 1, 1)).cpu()
             take(ends.reshape(-1, k), res, torch.arange((S - 1) * B), lambda s: "adam")
             return best_z, best, tags
-        rows = torch.arange(S * B)
-        rows = rows[have_seed.repeat(S) | (rows >= B)]  # no seed 0 where the layer-wise pass failed
         xs = x.repeat(S, 1)
-        sol = solve_pattern_lp(chain, seeds.reshape(-1, k)[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
-                               rounds=self.pattern_rounds, group=(rows % B).to(dev))
-        take(sol.z, sol.residual.cpu(), rows, lambda s: "pattern" if s == 0 else "adam>pattern")
-        at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)
-        at[rows.to(dev)] = sol.z  # each seed's best point: where the next kick starts
+        res0 = chain.relative_residual(seeds.reshape(-1, k), xs).cpu().view(S, B)
+        res0[0, ~have_seed] = float("inf")  # no seed 0 where the layer-wise pass failed
+        order = res0.argsort(0)  # per sample, its seeds from the closest fit
+        at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # where each seed's kick starts
         trapped = torch.zeros(S * B, dtype=torch.bool)  # the seed's last descent ended in a local minimum
-        trapped[rows] = sol.local_min.cpu()
+        tried = torch.zeros(S * B, dtype=torch.bool)
+        for w in range(S):  # one wave per seed rank, for the samples no earlier wave solved
+            rows = order[w] * B + torch.arange(B)
+            rows = rows[(best > rtol) & res0[order[w], torch.arange(B)].isfinite()]
+            if rows.numel() == 0:
+                break
+            sol = solve_pattern_lp(chain, seeds.reshape(-1, k)[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
+                                   rounds=self.pattern_rounds)
+            take(sol.z, sol.residual.cpu(), rows, lambda s: "pattern" if s == 0 else "adam>pattern")
+            at[rows.to(dev)], trapped[rows], tried[rows] = sol.z, sol.local_min.cpu(), True
+            logger.info("auto: after seed wave %d, %d of %d samples open", w + 1, int((best > rtol).sum()), B)
+        rows = tried.nonzero().flatten()
         gen = torch.Generator(device=dev).manual_seed(self.seed + 1)
         for n in range(1, self.kicks + 1):
             open_ = best > rtol
@@ -144,6 +152,32 @@ class Auto(Inverter):
             take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"adam>pattern+{n} kicks")
             logger.info("auto: after kick %d, %d of %d samples open", n, int((best > rtol).sum()), B)
         return best_z, best, tags
+
+    def _anchored(self, chain: Chain, raw: RawSolution, todo: torch.Tensor, z0: torch.Tensor, x: torch.Tensor,
+                  *, rtol: float, have_seed: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """The search for the open samples ``todo``, each below its anchor: where the layer-wise
+        pass pinned the output of layer ``level - 1`` exactly (every layer above has a
+        single-point pre-image), only layers ``0..level-1`` are searched, with that output as
+        the target. The layers above then add nothing to find (on a 64-256-256-784 MLP GAN the
+        search runs on 64-256-256 against the recovered second hidden layer instead of through
+        the Tanh: 20 of 20 samples solved where the whole chain solved 0 of 10). A tag ``...@l`` in
+        the method path says the search ran below layer ``l``'s pinned output."""
+        L = len(chain)
+        level = raw.anchors.level[todo] if raw.anchors is not None else torch.full((todo.numel(),), L)
+        z, tags = z0.clone(), [""] * todo.numel()
+        for lvl in sorted(set(level.tolist()), reverse=True):
+            sel = (level == lvl).nonzero().flatten()
+            if lvl == 0:  # z itself is pinned: nothing left to search
+                continue
+            if lvl == L:
+                sub, y = chain, x[sel.to(x.device)]
+            else:
+                sub, y = Chain(chain.layers[:lvl], chain.in_shape), raw.anchors.target(lvl, todo[sel]).to(x.device)
+            zs, _, found = self._search(sub, z0[sel.to(x.device)], y, rtol=rtol, have_seed=have_seed[sel])
+            z[sel.to(x.device)] = zs
+            for j, i in enumerate(sel.tolist()):
+                tags[i] = found[j] if lvl == L or not found[j] else f"{found[j]}@{lvl}"
+        return z, tags
 
     def _fallback(self, chain: Chain, x: torch.Tensor, raw: RawSolution, res: torch.Tensor,
                   off: torch.Tensor) -> None:
@@ -179,9 +213,11 @@ class Auto(Inverter):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         start = self.adam.init_std * torch.randn(raw.z[t].shape, generator=gen, dtype=x.dtype, device=x.device)
         z0 = torch.where(failed.to(x.device)[:, None], start, raw.z[t])  # a random start where it failed
-        z, best, tag = self._search(chain, z0, x[t], rtol=rtol, have_seed=~failed)
+        z, tag = self._anchored(chain, raw, todo, z0, x[t], rtol=rtol, have_seed=~failed)
+        best = chain.relative_residual(z, x[t]).cpu()
         won = (best <= rtol) | (best < res[todo])
-        solved = (best <= rtol).nonzero().flatten()
+        ambiguous = raw.anchors.ambiguous[todo] if raw.anchors is not None else torch.zeros_like(won)
+        solved = ((best <= rtol) & ~ambiguous).nonzero().flatten()  # an ambiguous layer: never z = z*
         uniq = (certify_along(chain, z[solved.to(x.device)], rtol=rtol, layerwise=self.layerwise)
                 if solved.numel() else None)
         w = won.nonzero().flatten()

@@ -97,3 +97,18 @@ def test_out_of_range_observations_take_the_projected_fallback():
     assert all("outside the generator's range" in m for m in r.messages)
     assert not any("pattern" in m for m in r.methods)
     assert (r.residual <= lw.residual).all() and (r.residual < 0.9 * lw.residual).float().mean() > 0.5
+
+
+def test_auto_solves_the_tutorial_mlp_gan_below_its_pinned_hidden_layer():
+    # 64-256-256-784 (ReLU, ReLU, Tanh), trained: the Tanh layer pins h2 exactly, the square
+    # middle layer does not pin h1 (few of h2's units are on). The search runs on 64-256-256
+    # against h2; G(z) = x is reached but z = z* can never be certified.
+    import models
+    G = models.load("mlp_gan").generator.double()
+    z = latents(8, 64, seed=5)
+    with torch.no_grad():
+        x = G(z)
+    r = gi.invert(G, x, method="auto")
+    assert r.solved.all() and (r.residual <= 1e-6).all()
+    assert not r.exact.any() and all(s is gi.Status.EXACT_NONUNIQUE for s in r.status)
+    assert all(m.endswith("@2") for m in r.methods)
