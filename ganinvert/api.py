@@ -13,6 +13,7 @@ from torch import nn
 
 from .activations import Identity
 from .adapters import Converter, to_chain
+from .budget import Budget
 from .chain import Chain, Layer
 from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
 from .inverters import INVERTERS, Auto, Inverter, Noisy
@@ -143,14 +144,15 @@ def _mask(mask: object, out_shape: tuple[int, ...], B: int, device) -> torch.Ten
     return mask
 
 
-def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float) -> RawSolution:
+def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float,
+                  budget: Budget) -> RawSolution:
     """Solve each group of samples sharing a mask on the chain restricted to its observed rows."""
     patterns, group = torch.unique(mask, dim=0, return_inverse=True)
     out = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device)
     for g in range(patterns.shape[0]):
         rows = (group == g).nonzero().flatten()
         cols = patterns[g].nonzero().flatten()
-        out.scatter(rows, inverter.solve(chain.observe(cols), x[rows][:, cols], rtol=rtol))
+        out.scatter(rows, inverter.solve(chain.observe(cols), x[rows][:, cols], rtol=rtol, budget=budget))
     return out
 
 
@@ -159,7 +161,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
            norm: str | None = None, noise: float | None = None,
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
-           throw: bool = False, seed: int = 0) -> InversionResult:
+           throw: bool = False, seed: int = 0, time_limit: float | None = None,
+           progress: bool | None = None) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
 
     Args:
@@ -195,6 +198,11 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         throw: raise :class:`InversionError` unless every sample has ``G(z) = x``
             (:class:`SolverError`, a subclass, when a solver broke down on some sample).
         seed: seed of the chain check.
+        time_limit: seconds for the whole call, or None. The inverter's loops stop at the limit
+            (within one LP round); samples still without ``G(z) = x`` come back with their best
+            ``z``, status APPROXIMATE and a message naming the limit (:mod:`ganinvert.budget`).
+        progress: a progress bar on stderr (never stdout); None shows it only when stderr is a
+            terminal.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
@@ -205,16 +213,28 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         InversionError, SolverError: with ``throw=True`` only.
     """
     t0 = time.perf_counter()
-    job = _prepare(generator, x, method=method, mask=mask, measurement=measurement, norm=norm, noise=noise,
-                   rtol=rtol, latent_shape=latent_shape, converters=converters, check_chain=check_chain, seed=seed)
-    t_adapt = time.perf_counter()
-    raw = _solve(job)
-    t_solve = time.perf_counter()
-    result = _report(job, raw, timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt})
-    result.timings["total"] = time.perf_counter() - t0
+    budget = Budget(time_limit=time_limit, progress=progress)  # the clock starts with the call
+    try:
+        result = _invert(generator, x, budget, t0, method=method, mask=mask, measurement=measurement, norm=norm,
+                         noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
+                         check_chain=check_chain, seed=seed)
+    finally:
+        budget.close()
     logger.info("%s", result.summary())
     if throw:
         _throw(result)
+    return result
+
+
+def _invert(generator, x, budget: Budget, t0: float, **options) -> InversionResult:
+    """:func:`invert`'s three steps, timed."""
+    job = _prepare(generator, x, **options)
+    t_adapt = time.perf_counter()
+    budget.set_total(job.x.shape[0])
+    raw = _solve(job, budget)
+    t_solve = time.perf_counter()
+    result = _report(job, raw, budget, timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt})
+    result.timings["total"] = time.perf_counter() - t0
     return result
 
 
@@ -261,20 +281,20 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None)
 
 
-def _solve(job: _Job) -> RawSolution:
+def _solve(job: _Job, budget: Budget) -> RawSolution:
     """The inverter on the valid samples; INVALID ones keep a zero latent and their reason."""
     B, x = job.x.shape[0], job.x
     out = RawSolution.empty(B, len(job.chain), job.chain.in_dim, device=x.device, method="none")
     out.messages = list(job.invalid)
     idx = job.valid.nonzero().flatten().to(x.device)
     if idx.numel():
-        raw = (job.inverter.solve(job.chain, x[idx], rtol=job.rtol) if job.observed is None
-               else _solve_masked(job.inverter, job.chain, x[idx], job.observed[idx], job.rtol))
+        raw = (job.inverter.solve(job.chain, x[idx], rtol=job.rtol, budget=budget) if job.observed is None
+               else _solve_masked(job.inverter, job.chain, x[idx], job.observed[idx], job.rtol, budget))
         out.scatter(idx, raw)
     return out
 
 
-def _report(job: _Job, raw: RawSolution, *, timings: dict[str, float]) -> InversionResult:
+def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, float]) -> InversionResult:
     """``G(z)`` checked against ``x`` (observed pixels), a status per sample, in the caller's dtype."""
     B, x = job.x.shape[0], job.x
     with torch.no_grad():
@@ -284,6 +304,10 @@ def _report(job: _Job, raw: RawSolution, *, timings: dict[str, float]) -> Invers
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
     residual = torch.where(valid, (diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)).cpu(), nan)
     status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)
+    if budget.stopped_in is not None:  # the limit, not the method, left these samples open
+        for i, s in enumerate(status):
+            if s is Status.APPROXIMATE:
+                messages[i] = f"{budget.message()}; {messages[i]}"
     fit_residual = None
     if job.inverter.fit_order is not None:  # the misfit in the norm the fit minimised
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()

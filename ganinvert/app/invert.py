@@ -44,7 +44,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         cols = torch.linspace(0, x.shape[0] - 1, min(cfg.show, x.shape[0])).long()  # spread over the batch
         shown[dname] = {"target": x[cols]}
         for mname, inv in invs.items():
-            r = invert(chain, x, method=inv)
+            r = invert(chain, x, method=inv, time_limit=cfg.get("time_limit"), progress=cfg.get("progress"))
             per_sample = columns(r, sample_metrics(r, x, z, data_range=data_range))
             summary[f"{dname}/{mname}"] = summarize(per_sample)
             rows += sample_rows(r, per_sample, data=dname, method=mname)

@@ -25,11 +25,14 @@ import math
 
 import torch
 
+from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
+
+_POLISH_PIECE = 25  # L-BFGS iterations between two looks at the time limit
 
 
 class LatentOptimizer(Inverter):
@@ -59,24 +62,28 @@ class LatentOptimizer(Inverter):
         self.max_rows, self.log_every, self.loss = int(max_rows), int(log_every), loss
         self.polish, self.polish_rows = int(polish), int(polish_rows)
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None) -> RawSolution:
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None,
+              budget: Budget | None = None) -> RawSolution:
         """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
         B, L = x.shape[0], len(chain)
-        z, loss = self._restarts(chain, x, z0)  # (R, B, k), (R, B)
+        z, loss = self._restarts(chain, x, z0, budget)  # (R, B, k), (R, B)
         z = z[loss.argmin(0), torch.arange(B, device=x.device)]  # the restart with the lowest loss
         return RawSolution.of(z, L, method=self.name)
 
-    def endpoints(self, chain: Chain, x: torch.Tensor, *, z0: torch.Tensor | None = None) -> torch.Tensor:
+    def endpoints(self, chain: Chain, x: torch.Tensor, *, z0: torch.Tensor | None = None,
+                  budget: Budget | None = None) -> torch.Tensor:
         """Every restart's best point, ``(R, B, k)`` (seeds for the pattern LP)."""
-        return self._restarts(chain, x, z0)[0]
+        return self._restarts(chain, x, z0, budget)[0]
 
-    def _restarts(self, chain: Chain, x: torch.Tensor, z0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _restarts(self, chain: Chain, x: torch.Tensor, z0: torch.Tensor | None,
+                  budget: Budget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.is_inference_mode_enabled():
             raise InvalidInputError(
                 f"Expected: autograd available for {self.name} (it follows gradients of ||G(z) - x||^2), "
                 "Got: a call under torch.inference_mode(). Fix: call it outside inference mode; "
                 "in Lightning, build the Trainer with inference_mode=False")
         B, k, R = x.shape[0], chain.in_dim, self.restarts
+        budget = budget or unlimited()
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         z = torch.empty(R, B, k, dtype=x.dtype, device=x.device)
         loss = torch.empty(R, B, dtype=x.dtype, device=x.device)
@@ -84,7 +91,8 @@ class LatentOptimizer(Inverter):
         for s in range(0, B, per_chunk):
             warm = None if z0 is None else z0[s:s + per_chunk]
             with torch.enable_grad():  # also under an outer no_grad (Lightning's test loop)
-                z[:, s:s + per_chunk], loss[:, s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm)
+                z[:, s:s + per_chunk], loss[:, s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm,
+                                                                             budget)
         return z, loss
 
     def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb=None) -> torch.Tensor:
@@ -99,8 +107,8 @@ class LatentOptimizer(Inverter):
             loss = ((rb.weight * (torch.relu(rb.lo - p) + torch.relu(p - rb.hi))) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
-    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator,
-             warm: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator, warm: torch.Tensor | None,
+             budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, R = x.shape[0], chain.in_dim, self.restarts
         xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
         rb = None
@@ -117,6 +125,7 @@ class LatentOptimizer(Inverter):
                else torch.optim.SGD([z], lr=self.lr))
         best = torch.full((R * b,), math.inf, dtype=x.dtype, device=x.device)
         best_z = z.detach().clone()
+        budget.stage(f"{self.name} ({R} restarts)")
         for step in range(self.steps + 1):
             loss = self._loss(chain, z, xr, rb)
             with torch.no_grad():
@@ -128,7 +137,7 @@ class LatentOptimizer(Inverter):
                 better = loss < best
                 best = torch.where(better, loss, best)
                 best_z[better] = z[better]
-            if step == self.steps:
+            if step == self.steps or budget.expired:
                 break
             opt.zero_grad(set_to_none=True)
             if self.negation_check:  # z was flipped in place: the graph of `loss` is stale
@@ -141,19 +150,23 @@ class LatentOptimizer(Inverter):
                     z[out] = (torch.rand(int(out.sum()), generator=gen, dtype=x.dtype, device=x.device) * 2 - 1) * self.box
             if self.log_every and step % self.log_every == 0:
                 logger.info("%s step %d/%d: median loss %.3e", self.name, step, self.steps, best.median().item())
-        if self.polish:
-            best_z, best = self._polish(chain, best_z, xr, rb, best)
+        if self.polish and not budget.expired:
+            best_z, best = self._polish(chain, best_z, xr, rb, best, budget)
         return best_z.view(R, b, k), best.view(R, b)
 
-    def _polish(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb, best: torch.Tensor):
+    def _polish(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb, best: torch.Tensor, budget: Budget):
         """``polish`` L-BFGS iterations (strong Wolfe line search) on the same loss from the best
         points, ``polish_rows`` rows at a time (one line search serves a whole group, so groups
-        stay small); a row keeps its polished point only where the loss fell."""
+        stay small); a row keeps its polished point only where the loss fell. The iterations run
+        in pieces of ``_POLISH_PIECE`` (L-BFGS keeps its history across them), the budget checked
+        between pieces."""
+        budget.stage(f"{self.name} L-BFGS polish")
         for s in range(0, z.shape[0], self.polish_rows):
             sl = slice(s, s + self.polish_rows)
             rbs = None if rb is None else type(rb)(**{f: getattr(rb, f)[sl] for f in ("lo", "hi", "weight")})
             v = z[sl].clone().requires_grad_()
-            opt = torch.optim.LBFGS([v], lr=1, max_iter=self.polish, history_size=20, tolerance_grad=1e-30,
+            piece = min(self.polish, _POLISH_PIECE)
+            opt = torch.optim.LBFGS([v], lr=1, max_iter=piece, history_size=20, tolerance_grad=1e-30,
                                     tolerance_change=1e-30, line_search_fn="strong_wolfe")
 
             def closure(opt=opt, v=v, xs=xr[sl], rbs=rbs):
@@ -163,7 +176,12 @@ class LatentOptimizer(Inverter):
                 return loss
 
             with torch.enable_grad():
-                opt.step(closure)
+                for done in range(0, self.polish, piece):
+                    n = min(piece, self.polish - done)
+                    opt.param_groups[0].update(max_iter=n, max_eval=n * 5 // 4)
+                    opt.step(closure)
+                    if budget.expired:
+                        break
             with torch.no_grad():
                 loss = self._loss(chain, v, xr[sl], rbs)
                 better = loss < best[sl]

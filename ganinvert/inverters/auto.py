@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp.pattern import applies, solve_pattern_lp
@@ -99,20 +100,22 @@ class Auto(Inverter):
         self.kick_scale, self.seed = float(kick_scale), int(seed)
 
     def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
-                have_seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """Stages 2-3 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
         B, k, dev = x.shape[0], chain.in_dim, x.device
-        ends = self.adam.endpoints(chain, x, z0=z0)  # (R, B, k)
+        ends = self.adam.endpoints(chain, x, z0=z0, budget=budget)  # (R, B, k)
         seeds = torch.cat([z0[None], ends])  # the layer-wise estimate is seed 0
         S = seeds.shape[0]
         best = torch.full((B,), float("inf"), dtype=x.dtype)
         best_z, tags = z0.clone(), [""] * B
 
         def take(cand: torch.Tensor, res: torch.Tensor, rows: torch.Tensor, label) -> None:
+            was = int((best <= rtol).sum())
             for j, r in enumerate(rows.tolist()):
                 i = r % B
                 if res[j] < best[i]:
                     best[i], best_z[i], tags[i] = res[j], cand[j], label(r // B)
+            budget.finished(int((best <= rtol).sum()) - was)
 
         if not applies(chain):
             res = chain.relative_residual(ends.reshape(-1, k), x.repeat(S - 1, 1)).cpu()
@@ -128,10 +131,11 @@ class Auto(Inverter):
         for w in range(S):  # one wave per seed rank, for the samples no earlier wave solved
             rows = order[w] * B + torch.arange(B)
             rows = rows[(best > rtol) & res0[order[w], torch.arange(B)].isfinite()]
-            if rows.numel() == 0:
+            if rows.numel() == 0 or budget.expired:
                 break
+            budget.stage(f"auto: pattern LP from seed {w + 1} of {S}")
             sol = solve_pattern_lp(chain, seeds.reshape(-1, k)[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
-                                   rounds=self.pattern_rounds)
+                                   rounds=self.pattern_rounds, budget=budget)
             take(sol.z, sol.residual.cpu(), rows, lambda s: "pattern" if s == 0 else "adam>pattern")
             at[rows.to(dev)], trapped[rows], tried[rows] = sol.z, sol.local_min.cpu(), True
             logger.info("auto: after seed wave %d, %d of %d samples open", w + 1, int((best > rtol).sum()), B)
@@ -140,13 +144,14 @@ class Auto(Inverter):
         for n in range(1, self.kicks + 1):
             open_ = best > rtol
             live = rows[open_[rows % B] & trapped[rows]]
-            if live.numel() == 0:
+            if live.numel() == 0 or budget.expired:
                 break
+            budget.stage(f"auto: kick {n} of {self.kicks}")
             zl = at[live.to(dev)]
             noise = torch.randn(zl.shape, generator=gen, dtype=zl.dtype, device=dev)
             zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise
             sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds,
-                                   group=(live % B).to(dev))
+                                   group=(live % B).to(dev), budget=budget)
             at[live.to(dev)] = sol.z
             trapped[live] = sol.local_min.cpu()
             take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"adam>pattern+{n} kicks")
@@ -154,7 +159,7 @@ class Auto(Inverter):
         return best_z, best, tags
 
     def _anchored(self, chain: Chain, raw: RawSolution, todo: torch.Tensor, z0: torch.Tensor, x: torch.Tensor,
-                  *, rtol: float, have_seed: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+                  *, rtol: float, have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, list[str]]:
         """The search for the open samples ``todo``, each below its anchor: where the layer-wise
         pass pinned the output of layer ``level - 1`` exactly (every layer above has a
         single-point pre-image), only layers ``0..level-1`` are searched, with that output as
@@ -173,21 +178,22 @@ class Auto(Inverter):
                 sub, y = chain, x[sel.to(x.device)]
             else:
                 sub, y = Chain(chain.layers[:lvl], chain.in_shape), raw.anchors.target(lvl, todo[sel]).to(x.device)
-            zs, _, found = self._search(sub, z0[sel.to(x.device)], y, rtol=rtol, have_seed=have_seed[sel])
+            zs, _, found = self._search(sub, z0[sel.to(x.device)], y, rtol=rtol, have_seed=have_seed[sel],
+                                        budget=budget)
             z[sel.to(x.device)] = zs
             for j, i in enumerate(sel.tolist()):
                 tags[i] = found[j] if lvl == L or not found[j] else f"{found[j]}@{lvl}"
         return z, tags
 
     def _fallback(self, chain: Chain, x: torch.Tensor, raw: RawSolution, res: torch.Tensor,
-                  off: torch.Tensor) -> None:
+                  off: torch.Tensor, budget: Budget) -> None:
         """The projected fallback (DESIGN.md 4) for samples ``off`` whose ``x`` is provably out of
         the last layer's range: the layer-wise pass has already projected every layer's target
         (its LP point is the least l_inf misfit inside the layer's input box) and finished the
         backward pass; Adam + L-BFGS on ``||G(z) - x||^2`` refines from there. The status is
         APPROXIMATE with the residual; the proof of infeasibility goes into the message."""
         o = off.to(x.device)
-        z = self.refine.solve(chain, x[o], rtol=0.0, z0=raw.z[o]).z
+        z = self.refine.solve(chain, x[o], rtol=0.0, z0=raw.z[o], budget=budget).z
         r = chain.relative_residual(z, x[o]).cpu()
         msgs = ["x is outside the generator's range (the last layer's LP misfit is positive): projected "
                 f"layer-wise estimate refined by Adam, relative residual {min(r[j], res[i]):.2e}"
@@ -199,13 +205,15 @@ class Auto(Inverter):
         raw.adopt(off[better], z[better.to(z.device)], methods=[f"{raw.methods[i]}>adam" for i in off[better].tolist()],
                   messages=[msgs[j] for j in better.tolist()])
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
-        raw = self.layerwise.solve(chain, x, rtol=rtol)
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
+        budget = budget or unlimited()
+        raw = self.layerwise.solve(chain, x, rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z, x).cpu()
         out = (res > rtol) & raw.infeasible & ~raw.failed  # provably no exact answer
         todo = ((res > rtol) & ~out).nonzero().flatten()
         if out.any():
-            self._fallback(chain, x, raw, res, out.nonzero().flatten())
+            self._fallback(chain, x, raw, res, out.nonzero().flatten(), budget)
+        budget.finished(int(((res <= rtol) | out).sum()))  # solved, or out of range
         if todo.numel() == 0:
             return raw
         t = todo.to(x.device)
@@ -213,13 +221,14 @@ class Auto(Inverter):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         start = self.adam.init_std * torch.randn(raw.z[t].shape, generator=gen, dtype=x.dtype, device=x.device)
         z0 = torch.where(failed.to(x.device)[:, None], start, raw.z[t])  # a random start where it failed
-        z, tag = self._anchored(chain, raw, todo, z0, x[t], rtol=rtol, have_seed=~failed)
+        z, tag = self._anchored(chain, raw, todo, z0, x[t], rtol=rtol, have_seed=~failed, budget=budget)
         best = chain.relative_residual(z, x[t]).cpu()
         won = (best <= rtol) | (best < res[todo])
         ambiguous = raw.anchors.ambiguous[todo] if raw.anchors is not None else torch.zeros_like(won)
         solved = ((best <= rtol) & ~ambiguous).nonzero().flatten()  # an ambiguous layer: never z = z*
+        budget.stage("auto: certifying uniqueness")
         uniq = (certify_along(chain, z[solved.to(x.device)], rtol=rtol, layerwise=self.layerwise)
-                if solved.numel() else None)
+                if solved.numel() and not budget.expired else None)  # out of time: not certified
         w = won.nonzero().flatten()
         raw.adopt(todo[w], z[w.to(z.device)],
                   methods=[f"{raw.methods[i]}>{tag[j]}" if tag[j] else raw.methods[i]

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 
+from ..budget import Budget
 from ..chain import Chain
 from ..operators import DEFAULT_MAX_DENSE
 
@@ -66,7 +67,7 @@ class BackwardPass:
         return self._dense[i]
 
     def run(self, x: torch.Tensor, step: LayerStep, *,
-            targets: list[torch.Tensor] | None = None) -> torch.Tensor:
+            targets: list[torch.Tensor] | None = None, budget: Budget | None = None) -> torch.Tensor:
         """Invert every layer from the last to the first.
 
         Args:
@@ -74,14 +75,19 @@ class BackwardPass:
             step: the per-layer rule.
             targets: ``[(B, n_i)]`` per layer, when each layer's target is known beforehand (the
                 outputs along a known ``G(z)``) instead of coming from the layer above.
+            budget: checked before each layer; once expired the pass stops there.
 
         Returns:
-            ``(B, k)`` the latents; zero for samples that stopped before the first layer.
+            ``(B, k)`` the latents; zero for samples that stopped before the first layer (all of
+            them when the budget stopped the pass).
         """
         B = x.shape[0]
         y, alive = x, torch.arange(B, device=x.device)  # samples no step has stopped yet
         for i in reversed(range(len(self.chain))):
-            if alive.numel() == 0:  # every sample stopped above the first layer
+            if budget is not None:
+                budget.stage(f"backward pass, layer {i}")
+            if alive.numel() == 0 or (budget is not None and budget.expired):  # nothing reaches the latent
+                self._dense.clear()
                 return torch.zeros(B, self.chain.in_dim, dtype=x.dtype, device=x.device)
             t0 = time.perf_counter()
             A = self.dense(i)

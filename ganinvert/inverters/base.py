@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import Budget
 from ..chain import Chain
 from ..result import Status
 
@@ -128,8 +129,9 @@ class Inverter:
     #: ``fit_residual``; None for inverters that do not minimise a norm of their own
     fit_order: float | None = None
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
-        """Invert ``chain`` (float64, on x's device) at observations ``x`` (B, n) float64."""
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
+        """Invert ``chain`` (float64, on x's device) at observations ``x`` (B, n) float64, within
+        ``budget``'s time limit when given (:mod:`ganinvert.budget`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ import copy
 import torch
 from torch import nn
 
+from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from .adam import Adam
@@ -30,7 +31,7 @@ class Encoder(Inverter):
             raise InvalidInputError(f"Expected: encoder as a torch.nn.Module, Got: {type(encoder).__name__}")
         self.encoder = encoder
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         enc = copy.deepcopy(self.encoder).to(dtype=x.dtype, device=x.device).eval()
         with torch.no_grad():
             out = enc(x.reshape(x.shape[0], *chain.out_shape))
@@ -57,14 +58,14 @@ class Hybrid(Inverter):
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=8)
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
-        raw = self.layerwise.solve(chain, x, rtol=rtol)
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
+        raw = self.layerwise.solve(chain, x, rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z, x).cpu()
         todo = ((res > rtol) | raw.failed).nonzero().flatten()
         if todo.numel() == 0:
             return raw
         dev_idx = todo.to(x.device)
-        refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx]).z
+        refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx], budget=budget).z
         better = (chain.relative_residual(refined, x[dev_idx]).cpu() < res[todo])
         won = todo[better]
         raw.adopt(won, refined[better.to(refined.device)], methods=[f"{raw.methods[i]}+adam" for i in won.tolist()],

@@ -9,6 +9,7 @@ from typing import Mapping
 
 import torch
 
+from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
@@ -85,7 +86,7 @@ class Layerwise(Inverter):
                             fast_path=self.fast_path if fast_path is None else fast_path,
                             max_lp_dim=self.max_lp_dim, solver_options=self.solver_options)
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)
         raw = RawSolution.empty(B, L, chain.in_dim, dtype=x.dtype, device=x.device)
 
@@ -115,7 +116,7 @@ class Layerwise(Inverter):
             logger.info("layer %d: %d/%d samples certified unique", i, int(sol.unique.sum()), len(idx))
             return sol.u, sol.solver_ok  # a failed sample has no meaningful target for the layer below
 
-        raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step)
+        raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step, budget=budget)
         if (level == 0).any():
             zero = (level == 0).nonzero().flatten()
             targets[0] = (zero, raw.z[zero.to(raw.z.device)])

@@ -51,6 +51,7 @@ from types import MappingProxyType
 
 import torch
 
+from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp.fastpath import lstsq_fast_path
@@ -258,7 +259,7 @@ class Noisy(Inverter):
             keep = torch.isfinite(after) & (after < before)
             return torch.where(keep[:, None], cand, z), torch.where(keep, after, before)
 
-    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float) -> RawSolution:
+    def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)
         res = torch.full((B, L), float("nan"), dtype=torch.float64)
         walk = BackwardPass(chain, max_dense_entries=self.max_dense_entries)
@@ -293,7 +294,7 @@ class Noisy(Inverter):
                 last_prob = prob
             return u, keep
 
-        y = walk.run(x, step)
+        y = walk.run(x, step, budget=budget)
         polished = torch.zeros(B, dtype=torch.bool, device=x.device)
         if self.joint and self.norm != "l1" and L > 1 and applies(chain):
             z, misfit = self._joint(chain, y, x, last_prob)

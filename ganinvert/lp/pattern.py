@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import Budget
 from ..chain import Chain
 from .ipm import solve_ipm
 from .problem import LayerProblem
@@ -120,7 +121,7 @@ class PatternSolution:
 def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, rounds: int = 20,
                      stall: int = 3, sign_weight: float = 1e3, max_iter: int = 100, chunk: int | None = None,
                      patterns: list[torch.Tensor] | None = None, group: torch.Tensor | None = None,
-                     out_bounds=None) -> PatternSolution:
+                     out_bounds=None, budget: Budget | None = None) -> PatternSolution:
     """Descend through regions from the pattern at ``z0`` (or the given first ``patterns``), one
     LP per round, flipping the walls with positive multipliers (see the module doc), until
     ``||G(z) - x|| <= rtol ||x||``, a local minimum, or ``rounds`` LPs; per sample the best ``z``
@@ -131,6 +132,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
     group reaches ``G(z) = x`` the group's other seeds stop. ``out_bounds`` ``(lo, hi, w)`` (B, n):
     the output rows' bounds for noisy observations (see :func:`pattern_problem`); the descent
     then minimises the thresholded misfit (pass ``rtol=0``: no seed reaches ``G(z) = x``).
+    ``budget``: checked before each round (:mod:`ganinvert.budget`).
     """
     B, k = z0.shape
     if B == 0:
@@ -152,7 +154,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
         local_min = torch.zeros(B, dtype=torch.bool, device=z0.device)
         scale = x.abs().amax(1).clamp(min=1.0)
         for r in range(rounds):
-            if live.numel() == 0:
+            if live.numel() == 0 or (budget is not None and budget.expired):
                 break
             stuck = torch.zeros(B, dtype=torch.bool, device=z0.device)
             for s in range(0, live.numel(), chunk):

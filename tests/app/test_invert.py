@@ -132,3 +132,14 @@ def test_real_multirun_with_the_joblib_launcher_is_aggregated_and_resumes(tmp_pa
     rows = aggregate.aggregate(tmp_path)
     assert [(r["model.latent_dim"], r["exact_rate"]) for r in rows] == [(4, 1.0), (60, 0.0)]
     assert (tmp_path / "summary.csv").exists() and (tmp_path / "summary.png").stat().st_size > 1000
+
+
+def test_the_app_shows_the_progress_bar_on_stderr_and_passes_the_time_limit(tmp_path, capfd):
+    cfg = _cfg(["model=random_relu", "model.latent_dim=5", "model.widths=[20,60]", "data=[generated]",
+                "data.generated.n=4", "inverter=[layerwise]", "show=2", "progress=true", "time_limit=30"])
+    invert.run(cfg, tmp_path)
+    out, err = capfd.readouterr()
+    assert "4/4" in err and "sample" in err and "sample" not in out
+    rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
+    assert [r["status"] for r in rows] == ["EXACT"] * 4  # 30 s is plenty: no limit message
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["time_limit"] == 30

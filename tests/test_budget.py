@@ -1,0 +1,72 @@
+"""The time limit and progress bar of invert(): the limit stops the loops and names itself in the
+messages of the samples it left open; the bar goes to stderr only, when asked."""
+
+import time
+
+import pytest
+import torch
+
+import ganinvert as gi
+from ganinvert.budget import Budget
+from ganinvert.errors import InvalidInputError
+
+from .conftest import latents, random_mlp
+
+
+def test_budget_expires_at_its_deadline_and_remembers_the_stage_it_stopped():
+    now = [100.0]
+    b = Budget(time_limit=5, progress=False, clock=lambda: now[0])
+    b.stage("adam")
+    assert not b.expired and b.stopped_in is None
+    now[0] = 104.9
+    b.stage("pattern LP")
+    assert not b.expired
+    now[0] = 105.0
+    assert b.expired and b.stopped_in == "pattern LP"
+    b.stage("kick 1")
+    assert b.expired and b.stopped_in == "pattern LP"  # the first stage it stopped
+    assert b.message() == "stopped by time_limit=5s during pattern LP: the best latent found so far"
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "10", True])
+def test_a_time_limit_must_be_positive_seconds(bad):
+    with pytest.raises(InvalidInputError, match=r"Expected time_limit as seconds > 0.*Got: "):
+        gi.invert(random_mlp([4, 20, 60], seed=0), torch.zeros(1, 60), time_limit=bad)
+
+
+def test_progress_must_be_a_bool_or_none():
+    with pytest.raises(InvalidInputError, match=r"Expected progress=True, False or None.*Got: 'yes'"):
+        gi.invert(random_mlp([4, 20, 60], seed=0), torch.zeros(1, 60), progress="yes")
+
+
+def test_time_limit_stops_auto_and_keeps_each_samples_best_latent():
+    # 10 -> 60 -> 30 -> 8 -> 200 with a narrow middle: the layer-wise pass leaves most samples
+    # open and the search would take many seconds; a 1 s limit stops it within one LP round.
+    G = random_mlp([10, 60, 30, 8, 200], seed=3)
+    z = latents(24, 10, seed=4)
+    with torch.no_grad():
+        x = G(z)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # torch's one-time optimizer import (~2 s)
+    t = time.perf_counter()
+    r = gi.invert(G, x, method=gi.Auto(kicks=50), time_limit=1.0, progress=False)
+    took = time.perf_counter() - t
+    assert took < 1.0 * 1.1 + 1.0  # 10% plus one LP round (generous for a loaded machine)
+    open_ = [i for i, s in enumerate(r.status) if s is gi.Status.APPROXIMATE]
+    assert open_, "the limit should leave some sample open on this net"
+    for i in open_:
+        assert r.messages[i].startswith("stopped by time_limit=1s during ")
+        assert torch.isfinite(r.residual[i])
+    for i, s in enumerate(r.status):  # solved samples carry no limit message
+        if s.solved:
+            assert "time_limit" not in r.messages[i]
+
+
+def test_progress_bar_goes_to_stderr_only_and_only_when_asked(capfd):
+    G = random_mlp([5, 30, 120], seed=1)
+    x = G(latents(4, 5, seed=2)).detach()
+    gi.invert(G, x, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and "4/4" in err and "sample" in err
+    gi.invert(G, x, progress=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
