@@ -54,41 +54,63 @@ def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor, *,
-                    tol: torch.Tensor, sign_weight: float = 1.0, out_bounds=None) -> LayerProblem:
-    """The pattern LP for hidden patterns ``[(B, n_l) bool]`` and observations ``x`` (B, n).
-
-    With the slopes fixed by the pattern every pre-activation is affine in ``z``,
-    ``p_l = J_l z + c_l``; ``J_l`` is built by pushing the ``k`` latent directions through the
-    operators and ``c_l`` by pushing ``z = 0``. ``tol`` (B,) decides which output pixels are zero;
-    ``sign_weight`` weighs the region rows against the output rows (large: walls).
-    ``out_bounds`` ``(lo, hi, w)`` (B, n) replaces the output rows' bounds (noisy observations:
-    :meth:`ganinvert.activations.Activation.threshold_bounds`).
-    """
-    B, k = x.shape[0], chain.in_dim
-    dt, dev = x.dtype, x.device
-    c = torch.zeros(B, k, dtype=dt, device=dev)  # the image of z = 0
-    J = torch.eye(k, dtype=dt, device=dev).expand(B, k, k)  # d(layer input)/dz, (B, dim, k)
-    A_rows, b_rows, lo, hi, w = [], [], [], [], []
+def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dtype: torch.dtype,
+                  device: torch.device | str | None = None):
+    """With the hidden slopes fixed by ``patterns`` ``[(B, n_l) bool]``, every pre-activation is
+    affine in ``z``: ``p_l = J_l z + c_l``. Yields ``(i, layer, J_l (B, n_l, k), c_l (B, n_l))``
+    for each layer, first to last; ``J_l`` is built by pushing the ``k`` latent directions through
+    the operators and ``c_l`` by pushing ``z = 0``."""
+    B, k = batch, chain.in_dim
+    c = torch.zeros(B, k, dtype=dtype, device=device)  # the image of z = 0
+    J = torch.eye(k, dtype=dtype, device=device).expand(B, k, k)  # d(layer input)/dz, (B, dim, k)
     for i, layer in enumerate(chain.layers):
         c = layer.op.matvec(c) + layer.bias
         J = layer.op.matvec(J.transpose(1, 2).reshape(B * k, -1)).reshape(B, k, -1).transpose(1, 2)
+        yield i, layer, J, c
+        if i < len(chain) - 1 and layer.act.kinked:
+            s = layer.act.branch_slope(patterns[i], like=c)
+            c, J = s * c, s.unsqueeze(-1) * J
+
+
+def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last layer's pre-activation at ``z`` (B, k) and its Jacobian: ``(p (B, n), J (B, n, k))``,
+    exact on the activation region of ``z`` (hidden activations piecewise linear, see
+    :func:`applies`). ``jacobian_chain``: the same chain in another dtype (float32) to build ``J``
+    in; ``p`` and the region always come from ``chain``."""
+    pats, h = [], z
+    for layer in chain.layers[:-1]:
+        q = layer.op.matvec(h) + layer.bias
+        pats.append(q >= 0)
+        h = layer.act.forward(q)
+    last = chain.layers[-1]
+    jc = jacobian_chain or chain
+    *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
+    return last.op.matvec(h) + last.bias, J.to(z.dtype)
+
+
+def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor, *,
+                    tol: torch.Tensor, sign_weight: float = 1.0, out_bounds=None) -> LayerProblem:
+    """The pattern LP for hidden patterns ``[(B, n_l) bool]`` and observations ``x`` (B, n): the
+    region rows of every kinked hidden layer (:func:`affine_pieces`) and the output rows.
+
+    ``tol`` (B,) decides which output pixels are zero; ``sign_weight`` weighs the region rows
+    against the output rows (large: walls). ``out_bounds`` ``(lo, hi, w)`` (B, n) replaces the
+    output rows' bounds (noisy observations:
+    :meth:`ganinvert.activations.Activation.threshold_bounds`).
+    """
+    A_rows, b_rows, lo, hi, w = [], [], [], [], []
+    for i, layer, J, c in affine_pieces(chain, patterns, x.shape[0], dtype=x.dtype, device=x.device):
         if i == len(chain) - 1:
             if out_bounds is None:
                 rb = layer.act.bounds(x, tol=tol[:, None])
                 out_bounds = (rb.lo, rb.hi, rb.weight)
             A_rows.append(J), b_rows.append(c), lo.append(out_bounds[0]), hi.append(out_bounds[1])
             w.append(out_bounds[2])
-            break
-        if not layer.act.kinked:  # one branch: no region rows, slope 1
-            continue
-        on = patterns[i]
-        inf = torch.full_like(c, float("inf"))
-        A_rows.append(J), b_rows.append(c), w.append(torch.full_like(c, sign_weight))  # the region
-        lo.append(torch.where(on, torch.zeros_like(c), -inf))
-        hi.append(torch.where(on, inf, torch.zeros_like(c)))
-        s = layer.act.branch_slope(on, like=c)
-        c, J = s * c, s.unsqueeze(-1) * J
+        elif layer.act.kinked:  # the region: p >= 0 where the pattern says on, p <= 0 where off
+            on, inf = patterns[i], torch.full_like(c, float("inf"))
+            A_rows.append(J), b_rows.append(c), w.append(torch.full_like(c, sign_weight))
+            lo.append(torch.where(on, torch.zeros_like(c), -inf))
+            hi.append(torch.where(on, inf, torch.zeros_like(c)))
     return LayerProblem(torch.cat(A_rows, 1), torch.cat(b_rows, 1), torch.cat(lo, 1), torch.cat(hi, 1),
                         torch.cat(w, 1))
 
