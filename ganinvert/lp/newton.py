@@ -1,0 +1,110 @@
+"""Levenberg-Marquardt on the last layer's pre-activation: the fast way into the basin.
+
+On a piecewise-linear generator the last pre-activation ``p(z)`` is affine on each activation
+region, with the Jacobian :func:`~ganinvert.lp.pattern.linearize` builds. The observation
+turns into per-row bounds on ``p`` (:meth:`~ganinvert.activations.Activation.bounds`: equalities
+where the output activation is invertible, one-sided rows on ReLU zeros and saturated
+Tanh/Sigmoid pixels, weighted by the activation's slope so saturated pixels count less), and
+the residual of a row is how far ``p`` lies outside its interval. Gauss-Newton steps on that
+residual, damped per sample (Levenberg-Marquardt), walk across regions; inside the right one a
+step lands on ``G(z) = x`` exactly.
+
+Fitting before the output activation is what makes this work: measured on the shipped 28x28
+DCGAN (16 samples, from ``z = 0``), 15 of 16 reach ``G(z) = x`` with ``z = z*`` to 1e-12 within
+40 steps, where LM on ``||G(z) - x||^2`` through the Tanh (with ``atanh`` of near-saturated pixels
+as targets, an inconsistent system) left all 16 at ~7% error, and Adam from 32 random starts per
+sample reached the basin on 31% of samples after 600 steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from ..budget import Budget
+from ..chain import Chain
+from .pattern import linearize
+
+logger = logging.getLogger(__name__)
+
+_MAX_ENTRIES = 1 << 24  # Jacobian entries per chunk (128 MiB in float64)
+_LAMBDA = (1e-12, 1e6)  # damping range, relative to the mean curvature; a sample stalls at the top
+_POLISH = 1e-3  # steps go on below rtol to this fraction of it: inside the region one more step is exact
+
+
+@dataclass
+class NewtonSolution:
+    """Attributes: ``z`` (B, k) the best point per sample; ``residual`` (B,) its relative output
+    residual ``||G(z) - x|| / ||x||``; ``steps`` (B,) long, Jacobians built per sample."""
+
+    z: torch.Tensor
+    residual: torch.Tensor
+    steps: torch.Tensor
+
+
+def _misfit(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted distance of ``p`` to ``[lo, hi]`` per row (signed), and the rows outside."""
+    above, below = (p - hi).clamp(min=0), (lo - p).clamp(min=0)
+    return w * (above - below), (above > 0) | (below > 0)
+
+
+def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
+                        jacobian_dtype: torch.dtype | None = torch.float32,
+                        budget: Budget | None = None) -> NewtonSolution:
+    """Levenberg-Marquardt from ``z0`` (B, k) towards ``G(z) = x`` (B, n), one row per start.
+
+    A sample stops at ``G(z) = x`` (relative residual ``<= 1e-3 rtol``: once inside the right
+    region the next step is exact, so ``z`` is as close to ``z*`` as float64 allows, which the
+    uniqueness check then needs), when its damping reaches the
+    top of its range (no step lowers the misfit: a local minimum), after ``steps`` Jacobians, or
+    when ``budget`` expires. Samples run in chunks that bound the Jacobians' memory.
+
+    ``jacobian_dtype``: the Jacobians are built in this dtype (None: the chain's). float32 halves
+    their cost (they dominate it) and costs no accuracy: the misfit, the steps' acceptance and
+    ``G(z)`` stay in the chain's float64, so an inexact Jacobian only slows the last steps.
+    """
+    B, k = z0.shape
+    z = z0.clone()
+    residual = chain.relative_residual(z, x)
+    used = torch.zeros(B, dtype=torch.long, device=z.device)
+    width = max(layer.op.out_dim for layer in chain.layers)
+    chunk = max(1, _MAX_ENTRIES // (2 * width * k))
+    scale = x.abs().amax(1, keepdim=True).clamp(min=1.0)
+    rb = chain.layers[-1].act.bounds(x, tol=1e-9 * scale)
+    eye = torch.eye(k, dtype=z.dtype, device=z.device)
+    jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
+    for s in range(0, B, chunk):
+        idx = torch.arange(s, min(B, s + chunk), device=z.device)
+        lam = torch.full((idx.numel(),), 1e-2, dtype=z.dtype, device=z.device)
+        live = residual[idx] > rtol * _POLISH
+        for _ in range(steps):
+            if not live.any() or (budget is not None and budget.expired):
+                break
+            j = idx[live]
+            lo, hi, w = rb.lo[j], rb.hi[j], rb.weight[j]
+            p, J = linearize(chain, z[j], jacobian_chain=jc)
+            r, out = _misfit(p, lo, hi, w)
+            Jw = (w * out).unsqueeze(-1) * J  # rows inside their interval have no gradient
+            H = Jw.transpose(1, 2) @ Jw
+            g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+            mu = lam[live] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
+            step = torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
+            trial = z[j] + step
+            last = chain.layers[-1]
+            h = trial
+            for layer in chain.layers[:-1]:
+                h = layer.forward(h)
+            before = (r ** 2).sum(1)
+            after = (_misfit(last.op.matvec(h) + last.bias, lo, hi, w)[0] ** 2).sum(1)
+            better = torch.isfinite(after) & (after < before)
+            z[j[better]] = trial[better]
+            used[j] += 1
+            lam[live] = torch.where(better, lam[live] / 3, lam[live] * 4).clamp(*_LAMBDA)
+            residual[j] = chain.relative_residual(z[j], x[j])
+            live = live.clone()
+            live[live.clone()] = (residual[j] > rtol * _POLISH) & (lam[live] < _LAMBDA[1])
+        logger.debug("LM chunk %d: %d of %d samples at G(z) = x", s // chunk, int((residual[idx] <= rtol).sum()),
+                     idx.numel())
+    return NewtonSolution(z=z, residual=residual, steps=used)

@@ -1,0 +1,46 @@
+"""Levenberg-Marquardt on the last pre-activation: reaches G(z) = x from z = 0 on a trained DCGAN
+(known answers z*), never ends worse than it started, and stops when the budget does."""
+
+import torch
+
+import ganinvert as gi
+from ganinvert.budget import Budget
+from ganinvert.lp.newton import levenberg_marquardt
+
+from ..conftest import latents, random_mlp
+
+
+def test_lm_from_zero_recovers_the_shipped_dcgans_latents():
+    import models
+    chain = gi.to_chain(models.load("dcgan").generator.double())
+    z = latents(6, 32, seed=7)
+    x = chain.forward_all(z)[-1]
+    sol = levenberg_marquardt(chain, torch.zeros_like(z), x, rtol=1e-6, steps=60)
+    ok = sol.residual <= 1e-6
+    assert ok.sum() >= 5  # measured: 31 of 32 from z = 0
+    err = (sol.z - z).norm(dim=1) / z.norm(dim=1)
+    assert (err[ok] < 1e-6).all()  # steps go on below rtol: z = z* as far as G's conditioning allows
+    assert (sol.steps <= 60).all() and (sol.steps[ok] < 60).all()
+
+
+def test_lm_never_ends_worse_than_its_start():
+    for seed in range(4):
+        chain = gi.to_chain(random_mlp([6, 12, 10, 40], seed=seed, out_act="tanh"))
+        z = latents(8, 6, seed=seed + 10)
+        x = chain.forward_all(z)[-1]
+        start = latents(8, 6, seed=seed + 20)
+        before = chain.relative_residual(start, x)
+        sol = levenberg_marquardt(chain, start, x, rtol=1e-6, steps=15)
+        assert (sol.residual <= before + 1e-12).all()
+        torch.testing.assert_close(sol.residual, chain.relative_residual(sol.z, x))
+
+
+def test_lm_stops_when_the_budget_has_expired():
+    chain = gi.to_chain(random_mlp([6, 30, 90], seed=1))
+    x = chain.forward_all(latents(3, 6, seed=2))[-1]
+    start = latents(3, 6, seed=3)
+    now = [0.0]
+    budget = Budget(time_limit=1, progress=False, clock=lambda: now[0])
+    now[0] = 2.0
+    sol = levenberg_marquardt(chain, start, x, rtol=1e-6, budget=budget)
+    assert torch.equal(sol.z, start) and (sol.steps == 0).all()
