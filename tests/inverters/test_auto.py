@@ -23,7 +23,8 @@ def test_auto_solves_what_a_contracting_middle_layer_leaves_open():
     err = rel_err(auto.z, z)
     assert (err[auto.solved] < 1e-6).float().mean() >= 0.9  # mostly the true latent
     assert not (auto.exact & (err > 1e-6)).any()
-    assert all("pattern" in m for m, s in zip(auto.methods, lw.solved, strict=True) if not s and m != "lstsq")
+    assert all("newton" in m or "pattern" in m  # the search, not the layer-wise pass, solved those
+               for m, s in zip(auto.methods, lw.solved, strict=True) if not s and m != "lstsq")
 
 
 def test_auto_keeps_layerwise_answers_where_they_are_exact():
