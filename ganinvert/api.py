@@ -220,6 +220,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
                          check_chain=check_chain, seed=seed)
     finally:
         budget.close()
+    result.timings.update({f"stage: {k}": v for k, v in budget.seconds.items() if k != "invert"})
     logger.info("%s", result.summary())
     if throw:
         _throw(result)

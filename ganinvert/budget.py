@@ -14,6 +14,7 @@ is a terminal. The budget is passed down explicitly: there is no global state.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from typing import Callable
@@ -44,6 +45,8 @@ class Budget:
         self.deadline = None if time_limit is None else clock() + float(time_limit)
         self.stopped_in: str | None = None  # the stage the limit stopped, once it has
         self._stage = "invert"
+        self.seconds: dict[str, float] = {}  # wall time per stage, numbers in its name folded to '#'
+        self._since = clock()
         self._show = sys.stderr.isatty() if progress is None else progress
         self._bar = None
         if total:
@@ -64,7 +67,9 @@ class Budget:
             self._bar = tqdm(total=int(n), file=sys.stderr, unit="sample", desc=self._stage, dynamic_ncols=True)
 
     def stage(self, name: str) -> None:
-        """The work now running (shown on the bar, named in the limit's message)."""
+        """The work now running (shown on the bar, named in the limit's message, timed in
+        :attr:`seconds`)."""
+        self._lap()
         self._stage = name
         if self._bar is not None:
             self._bar.set_description(name, refresh=False)
@@ -74,8 +79,16 @@ class Budget:
         if n > 0 and self._bar is not None:
             self._bar.update(n)
 
+    def _lap(self) -> None:
+        now = self._clock()
+        key = re.sub(r"\d+", "#", self._stage)
+        self.seconds[key] = self.seconds.get(key, 0.0) + now - self._since
+        self._since = now
+
     def close(self) -> None:
-        """Fill and close the bar (every sample has its answer)."""
+        """Fill and close the bar (every sample has its answer); the last stage's time is counted."""
+        self._lap()
+        self._stage = "invert"
         if self._bar is not None:
             self._bar.set_description("invert", refresh=False)
             self._bar.update(max(0, self._bar.total - self._bar.n))

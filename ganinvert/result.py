@@ -66,7 +66,9 @@ class InversionResult:
         fit_residual: ``(B,)`` float64: ``||G(z) - x||`` in the chosen norm of a noisy fit
             (l_inf, l_1 or l2; observed pixels only under a mask; nan for INVALID samples), or
             None for the other methods.
-        timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``...).
+        timings: seconds spent per phase (``"adapt"``, ``"solve"``, ``"total"``), and per stage of
+            the inverter (``"stage: backward pass, layer #"``, ``"stage: auto: Levenberg-Marquardt
+            from start # of #"``...: the profile, numbers folded to ``#``).
         batched: whether x had a batch dimension.
     """
 
