@@ -59,7 +59,8 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     region the next step is exact, so ``z`` is as close to ``z*`` as float64 allows, which the
     uniqueness check then needs), when its damping reaches the
     top of its range (no step lowers the misfit: a local minimum), after ``steps`` Jacobians, or
-    when ``budget`` expires. Samples run in chunks that bound the Jacobians' memory.
+    when ``budget`` expires. Samples take their steps in chunks that bound the Jacobians' memory,
+    round-robin, so under a time limit every sample has had as many steps as any other.
 
     ``jacobian_dtype``: the Jacobians are built in this dtype (None: the chain's). float32 halves
     their cost (they dominate it) and costs no accuracy: the misfit, the steps' acceptance and
@@ -75,36 +76,35 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     rb = chain.layers[-1].act.bounds(x, tol=1e-9 * scale)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
-    for s in range(0, B, chunk):
-        idx = torch.arange(s, min(B, s + chunk), device=z.device)
-        lam = torch.full((idx.numel(),), 1e-2, dtype=z.dtype, device=z.device)
-        live = residual[idx] > rtol * _POLISH
-        for _ in range(steps):
-            if not live.any() or (budget is not None and budget.expired):
-                break
-            j = idx[live]
+    lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
+    live = residual > rtol * _POLISH
+    last = chain.layers[-1]
+    for n in range(steps):  # every live sample takes its n-th step before any takes its next
+        rows = live.nonzero().flatten()
+        for s in range(0, rows.numel(), chunk):
+            if budget is not None and budget.expired:
+                return NewtonSolution(z=z, residual=residual, steps=used)
+            j = rows[s:s + chunk]
             lo, hi, w = rb.lo[j], rb.hi[j], rb.weight[j]
             p, J = linearize(chain, z[j], jacobian_chain=jc)
             r, out = _misfit(p, lo, hi, w)
             Jw = (w * out).unsqueeze(-1) * J  # rows inside their interval have no gradient
             H = Jw.transpose(1, 2) @ Jw
             g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
-            mu = lam[live] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
-            step = torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
-            trial = z[j] + step
-            last = chain.layers[-1]
+            mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
+            trial = z[j] + torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
             h = trial
             for layer in chain.layers[:-1]:
                 h = layer.forward(h)
-            before = (r ** 2).sum(1)
             after = (_misfit(last.op.matvec(h) + last.bias, lo, hi, w)[0] ** 2).sum(1)
-            better = torch.isfinite(after) & (after < before)
+            better = torch.isfinite(after) & (after < (r ** 2).sum(1))
             z[j[better]] = trial[better]
             used[j] += 1
-            lam[live] = torch.where(better, lam[live] / 3, lam[live] * 4).clamp(*_LAMBDA)
+            lam[j] = torch.where(better, lam[j] / 3, lam[j] * 4).clamp(*_LAMBDA)
             residual[j] = chain.relative_residual(z[j], x[j])
-            live = live.clone()
-            live[live.clone()] = (residual[j] > rtol * _POLISH) & (lam[live] < _LAMBDA[1])
-        logger.debug("LM chunk %d: %d of %d samples at G(z) = x", s // chunk, int((residual[idx] <= rtol).sum()),
-                     idx.numel())
+            live[j] = (residual[j] > rtol * _POLISH) & (lam[j] < _LAMBDA[1])
+        if not live.any():
+            break
+    logger.debug("LM: %d of %d samples at G(z) = x after up to %d steps", int((residual <= rtol).sum()), B,
+                 int(used.max()) if B else 0)
     return NewtonSolution(z=z, residual=residual, steps=used)
