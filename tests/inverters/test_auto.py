@@ -1,12 +1,13 @@
-"""method="auto": layer-wise first, then the pattern descent from Adam's restarts and kicks for
+"""method="auto": layer-wise first, then Levenberg-Marquardt, the pattern descent and kicks for
 what it leaves open; never a false EXACT."""
 
+import pytest
 import torch
 
 import ganinvert as gi
 from ganinvert.inverters.auto import certify_along
 
-from ..conftest import latents, random_mlp, rel_err
+from ..conftest import DCGANish, latents, random_mlp, rel_err
 
 
 def test_auto_solves_what_a_contracting_middle_layer_leaves_open():
@@ -113,3 +114,18 @@ def test_auto_solves_the_tutorial_mlp_gan_below_its_pinned_hidden_layer():
     assert r.solved.all() and (r.residual <= 1e-6).all()
     assert not r.exact.any() and all(s is gi.Status.EXACT_NONUNIQUE for s in r.status)
     assert all(m.endswith("@2") for m in r.methods)
+
+
+def test_auto_searches_without_the_layerwise_pass_when_a_layer_is_too_large_to_write_down():
+    # the layer-wise pass needs each layer's matrix; with a 1,000-entry limit it cannot start,
+    # and auto goes straight to the search (which needs none) instead of raising
+    G = DCGANish(nz=8).double().eval()  # 8 -> 4x4x4 -> 4x8x8 -> 3x16x16
+    z = latents(5, 8, seed=7)
+    with torch.no_grad():
+        x = G(z.view(5, 8, 1, 1))
+    with pytest.raises(gi.LayerTooLargeError):
+        gi.invert(G, x, method=gi.Layerwise(max_dense_entries=1000))
+    r = gi.invert(G, x, method=gi.Auto(layerwise=gi.Layerwise(max_dense_entries=1000)))
+    assert r.solved.all() and (rel_err(r.z, z) < 1e-6).all()
+    assert all(m.startswith("none>") and "newton" in m for m in r.methods)
+    assert not r.exact.any()  # the certificate needs the same matrices
