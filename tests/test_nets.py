@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import ganinvert as gi
 from ganinvert import nets
 
 
@@ -19,3 +20,15 @@ def test_random_mlp_is_seeded_privately_and_scaled_per_row():
 def test_random_mlp_rejects_unknown_activations():
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         nets.random_mlp((2, 4), act="gelu")
+
+
+def test_random_dcgan64_is_the_standard_layout_seeded_and_convertible():
+    from ganinvert.nets import random_dcgan64
+    a, b = random_dcgan64(seed=3, ngf=8), random_dcgan64(seed=3, ngf=8)
+    z = torch.randn(2, 100, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        xa, xb = a(z), b(z)
+    assert xa.shape == (2, 3, 64, 64) and torch.equal(xa, xb)
+    chain = gi.to_chain(a)
+    assert [layer.op.out_dim for layer in chain.layers] == [64 * 16, 32 * 64, 16 * 256, 8 * 1024, 3 * 4096]
+    assert not a.training
