@@ -30,6 +30,7 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_layerwise.py
+	$(BIN)/python benchmarks/bench_auto.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

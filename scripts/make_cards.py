@@ -50,10 +50,10 @@ def auto_section(ex: dict, chain: gi.Chain) -> str:
            "certificate can prove z = z*: an answer with G(z) = x is EXACT_NONUNIQUE, and z = z* is "
            "measured against the known z*." if contracting else "")
     return f"""
-`method="auto"` (layer-wise, then the activation-pattern descent from Adam + L-BFGS seeds, then
-kicks) on the first {ex['n']:,} of the same observations: **G(z) = x {ex['solved']:.1%}**,
+`method="auto"` (layer-wise, then Levenberg-Marquardt below the layers the pass pinned exactly,
+from several starts, then the activation-pattern descent and kicks) on the first {ex['n']:,} of the same observations: **G(z) = x {ex['solved']:.1%}**,
 EXACT {ex['exact']:.1%}, z = z* {ex['z_recovered']:.1%}, {ex['seconds']} s
-({ex['seconds'] / ex['n']:.1f} s per sample). Statuses: {', '.join(f'{k} {v}' for k, v in ex['counts'].items() if v)}.
+({ex['seconds'] / ex['n']:.2f} s per sample). Statuses: {', '.join(f'{k} {v}' for k, v in ex['counts'].items() if v)}.
 {why}
 """
 
