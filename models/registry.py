@@ -38,7 +38,7 @@ SPECS: Mapping[str, Spec] = MappingProxyType({s.name: s for s in (
          arch.MLPDiscriminator),
     Spec("dcgan", "gan", 32, "tanh", lambda: arch.DCGANGenerator(32, 32), arch.DCGANDiscriminator),
     Spec("mlp_gan", "gan", 64, "tanh", lambda: arch.TutorialMLPGenerator(64, 256), arch.MLPDiscriminator),
-    Spec("dcgan_odd", "gan", 64, "tanh", lambda: arch.OddDCGANGenerator(64, 64), arch.DCGANDiscriminator),
+    Spec("dcgan_odd", "gan", 64, "tanh", lambda: arch.OddDCGANGenerator(64, 64), arch.MLPDiscriminator),
     Spec("vae_relu_20_60_784", "vae", 20, "unit", lambda: arch.VAEDecoder((20, 60, 784)),
          lambda: arch.VAEEncoder(20)),
     Spec("vae_leaky_20_200_500_784", "vae", 20, "unit", lambda: arch.VAEDecoder((20, 200, 500, 784), 0.1),
