@@ -55,7 +55,7 @@ def random_dcgan64(*, nz: int = 100, ngf: int = 64, seed: int = 0, dtype: torch.
     g = torch.Generator().manual_seed(seed)
     chans = (nz, ngf * 8, ngf * 4, ngf * 2, ngf, 3)
     layers: list[nn.Module] = []
-    for i, (k, n) in enumerate(zip(chans[:-1], chans[1:])):
+    for i, (k, n) in enumerate(zip(chans[:-1], chans[1:], strict=True)):
         conv = nn.utils.skip_init(nn.ConvTranspose2d, k, n, 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False)
         with torch.no_grad():
             conv.weight.copy_(0.02 * torch.randn(conv.weight.shape, generator=g))

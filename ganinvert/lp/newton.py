@@ -79,7 +79,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
     live = residual > rtol * _POLISH
     last = chain.layers[-1]
-    for n in range(steps):  # every live sample takes its n-th step before any takes its next
+    for _ in range(steps):  # every live sample takes a step before any takes its next
         rows = live.nonzero().flatten()
         for s in range(0, rows.numel(), chunk):
             if budget is not None and budget.expired:
