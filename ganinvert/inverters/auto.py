@@ -87,6 +87,8 @@ class Auto(Inverter):
             ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200, seed=seed)``;
             its first restart starts at the layer-wise estimate); its ``init_std`` scales the
             random LM starts.
+        pattern_seeds: LM end points per open sample the pattern descent starts from, closest
+            fit first (each costs a whole descent; kicks then go on from these).
         pattern_rounds: pattern LPs per descent (each flips the walls that block it).
         kicks: rounds of kick-and-descend for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
@@ -99,13 +101,15 @@ class Auto(Inverter):
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, newton_steps: int = 100,
-                 adam: Adam | None = None, pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3,
+                 adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3,
                  seed: int = 0, refine: Adam | None = None) -> None:
-        if starts < 1 or newton_steps < 1 or pattern_rounds < 1 or kicks < 0 or not kick_scale > 0:
-            raise InvalidInputError(f"Expected starts >= 1, newton_steps >= 1, pattern_rounds >= 1, kicks >= 0, "
-                                    f"kick_scale > 0, Got: starts={starts}, newton_steps={newton_steps}, "
-                                    f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}")
-        self.starts, self.newton_steps = int(starts), int(newton_steps)
+        if (starts < 1 or newton_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
+                or not kick_scale > 0):
+            raise InvalidInputError(f"Expected starts >= 1, newton_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
+                                    f"kicks >= 0, kick_scale > 0, Got: starts={starts}, newton_steps={newton_steps}, "
+                                    f"pattern_seeds={pattern_seeds}, pattern_rounds={pattern_rounds}, kicks={kicks}, "
+                                    f"kick_scale={kick_scale}")
+        self.starts, self.newton_steps, self.pattern_seeds = int(starts), int(newton_steps), int(pattern_seeds)
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
                                  seed=seed)
@@ -156,12 +160,12 @@ class Auto(Inverter):
         order = res0.view(S, B).argsort(0)  # per sample, its LM ends from the closest fit
         trapped = torch.zeros(S * B, dtype=torch.bool)  # the seed's last descent ended in a local minimum
         xs = x.repeat(S, 1)
-        for w in range(S):  # the pattern descent from the LM ends, closest first, for the samples still open
+        for w in range(min(S, self.pattern_seeds)):  # the pattern descent from the closest LM ends
             rows = order[w] * B + torch.arange(B)
             rows = rows[(best > rtol) & res0[rows].isfinite()]
             if rows.numel() == 0 or budget.expired:
                 break
-            budget.stage(f"auto: pattern LP from LM end {w + 1} of {S}")
+            budget.stage(f"auto: pattern LP from LM end {w + 1}")
             sol = solve_pattern_lp(chain, at[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
                                    rounds=self.pattern_rounds, budget=budget)
             take(sol.z, sol.residual.cpu(), rows, lambda s: "newton>pattern")
