@@ -52,6 +52,7 @@ def errors(G, z_hat: torch.Tensor, z: torch.Tensor, x: torch.Tensor) -> tuple[to
 def adam_for(G, x: torch.Tensor, k: int, seconds: float, *, latent_shape=None) -> tuple[gi.InversionResult, int]:
     """Adam, 8 restarts, with as many steps as fit in ``seconds`` (its step cost measured here)."""
     probe = 10
+    gi.invert(G, x[:1], method=gi.Adam(steps=1, restarts=8), latent_shape=latent_shape, progress=False)  # warm-up
     t = time.perf_counter()
     gi.invert(G, x, method=gi.Adam(steps=probe, restarts=8, lr=0.05), latent_shape=latent_shape, progress=False)
     per_step = (time.perf_counter() - t) / probe
