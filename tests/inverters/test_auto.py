@@ -143,3 +143,20 @@ def test_auto_solves_the_shipped_dcgan_and_never_calls_it_exact():
     assert r.solved.float().mean() >= 7 / 8 and not r.exact.any()
     assert (rel_err(r.z, z)[r.solved] < 1e-6).all()
     assert all("newton" in m for m, s in zip(r.methods, r.solved.tolist(), strict=True) if s)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mlp_gan", "dcgan", "dcgan_odd"])
+def test_auto_reaches_g_of_z_equals_x_on_the_shipped_generators_that_do_not_expand(name):
+    # issue 14's bar: >= 95% on the DCGANs, >= 99% on the MLP GAN (measured 200/200 each), and
+    # never EXACT: their last (DCGANs) or middle (MLP GAN) layers cannot pin their input
+    import models
+    m = models.load(name)
+    G = m.generator.double()
+    z = latents(50, m.latent_dim, seed=13)
+    with torch.no_grad():
+        x = G(z)
+    r = gi.invert(G, x, method="auto")
+    assert r.solved.float().mean() >= (0.99 if name == "mlp_gan" else 0.95)
+    assert not r.exact.any()
+    assert (rel_err(r.z, z)[r.solved] < 1e-6).float().mean() >= 0.95  # and they are z*
