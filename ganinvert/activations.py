@@ -46,6 +46,16 @@ class RowBounds:
         """``(B, n)`` bool: rows where the pre-activation is pinned (lo == hi)."""
         return self.lo == self.hi
 
+    def rows(self, idx) -> "RowBounds":
+        """The bounds of some samples (``idx``: anything that indexes the batch dimension)."""
+        return RowBounds(lo=self.lo[idx], hi=self.hi[idx], weight=self.weight[idx])
+
+    def misfit(self, p: torch.Tensor) -> torch.Tensor:
+        """``(B, n)`` how far ``p`` lies outside ``[lo, hi]``, signed (above positive) and weighted;
+        zero on the rows it satisfies. Its squared sum is the pre-activation loss of Adam and
+        Levenberg-Marquardt."""
+        return self.weight * ((p - self.hi).clamp(min=0) - (self.lo - p).clamp(min=0))
+
 
 class Activation:
     """Base class. Subclasses define ``forward``, ``range`` and ``bounds``; the noisy rows and
@@ -69,6 +79,11 @@ class Activation:
     def bounds(self, y: torch.Tensor, *, tol: torch.Tensor) -> RowBounds:
         """Pre-activation bounds for observation ``y`` (B, n); ``tol`` (B, 1) absolute."""
         raise NotImplementedError
+
+    def fit_bounds(self, y: torch.Tensor) -> RowBounds:
+        """:meth:`bounds` at the tolerance a least-squares fit to an exact observation uses:
+        ``1e-9`` of the sample's scale (at least 1)."""
+        return self.bounds(y, tol=1e-9 * y.abs().amax(1, keepdim=True).clamp(min=1.0))
 
     def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
         """Rows of the thresholded l_inf LP for a noisy observation ``y`` (B, n) at threshold

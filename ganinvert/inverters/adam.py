@@ -104,17 +104,14 @@ class LatentOptimizer(Inverter):
                 h = layer.forward(h)
             last = chain.layers[-1]
             p = last.op.matvec(h) + last.bias
-            loss = ((rb.weight * (torch.relu(rb.lo - p) + torch.relu(p - rb.hi))) ** 2).sum(1)
+            loss = (rb.misfit(p) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
     def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator, warm: torch.Tensor | None,
              budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, R = x.shape[0], chain.in_dim, self.restarts
         xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
-        rb = None
-        if self.loss == "preactivation":
-            tol = 1e-9 * xr.abs().amax(1, keepdim=True).clamp(min=1.0)
-            rb = chain.layers[-1].act.bounds(xr, tol=tol)
+        rb = chain.layers[-1].act.fit_bounds(xr) if self.loss == "preactivation" else None
         z = self.init_std * torch.randn(R * b, k, generator=gen, dtype=x.dtype, device=x.device)
         if self.box is not None:
             z = z.clamp(-self.box, self.box)
@@ -163,7 +160,7 @@ class LatentOptimizer(Inverter):
         budget.stage(f"{self.name} L-BFGS polish")
         for s in range(0, z.shape[0], self.polish_rows):
             sl = slice(s, s + self.polish_rows)
-            rbs = None if rb is None else type(rb)(**{f: getattr(rb, f)[sl] for f in ("lo", "hi", "weight")})
+            rbs = None if rb is None else rb.rows(sl)
             v = z[sl].clone().requires_grad_()
             piece = min(self.polish, _POLISH_PIECE)
             opt = torch.optim.LBFGS([v], lr=1, max_iter=piece, history_size=20, tolerance_grad=1e-30,

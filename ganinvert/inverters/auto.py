@@ -139,6 +139,7 @@ class Auto(Inverter):
             return best_z, best, tags
         S = self.starts
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
+        res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
         gen = torch.Generator(device=dev).manual_seed(self.seed)
         for w in range(S):  # LM from the layer-wise estimate, z = 0, then random draws, while open
             if not (best > rtol).any() or budget.expired:
@@ -151,12 +152,9 @@ class Auto(Inverter):
             budget.stage(f"auto: Levenberg-Marquardt from start {w + 1} of {S}")
             sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rtol, steps=self.newton_steps,
                                       budget=budget)
-            take(sol.z, sol.residual.cpu(), rows + w * B, lambda s: ("newton", "zero>newton")[s] if s < 2 else "random>newton")
-            at[(rows + w * B).to(dev)] = sol.z
-        tried = at[:, 0].isfinite().cpu()
-        res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)
-        if tried.any():
-            res0[tried] = chain.relative_residual(at[tried.to(dev)], x.repeat(S, 1)[tried.to(dev)]).cpu()
+            take(sol.z, sol.residual.cpu(), rows + w * B,
+                 lambda s: ("newton", "zero>newton")[s] if s < 2 else "random>newton")
+            at[(rows + w * B).to(dev)], res0[rows + w * B] = sol.z, sol.residual.cpu()
         order = res0.view(S, B).argsort(0)  # per sample, its LM ends from the closest fit
         trapped = torch.zeros(S * B, dtype=torch.bool)  # the seed's last descent ended in a local minimum
         xs = x.repeat(S, 1)

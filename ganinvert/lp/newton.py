@@ -44,12 +44,6 @@ class NewtonSolution:
     steps: torch.Tensor
 
 
-def _misfit(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted distance of ``p`` to ``[lo, hi]`` per row (signed), and the rows outside."""
-    above, below = (p - hi).clamp(min=0), (lo - p).clamp(min=0)
-    return w * (above - below), (above > 0) | (below > 0)
-
-
 def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
                         jacobian_dtype: torch.dtype | None = torch.float32,
                         budget: Budget | None = None) -> NewtonSolution:
@@ -72,8 +66,8 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     used = torch.zeros(B, dtype=torch.long, device=z.device)
     width = max(layer.op.out_dim for layer in chain.layers)
     chunk = max(1, _MAX_ENTRIES // (2 * width * k))
-    scale = x.abs().amax(1, keepdim=True).clamp(min=1.0)
-    rb = chain.layers[-1].act.bounds(x, tol=1e-9 * scale)
+    rb = chain.layers[-1].act.fit_bounds(x)
+    x_norm = x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
@@ -85,10 +79,10 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
             if budget is not None and budget.expired:
                 return NewtonSolution(z=z, residual=residual, steps=used)
             j = rows[s:s + chunk]
-            lo, hi, w = rb.lo[j], rb.hi[j], rb.weight[j]
+            bj = rb.rows(j)
             p, J = linearize(chain, z[j], jacobian_chain=jc)
-            r, out = _misfit(p, lo, hi, w)
-            Jw = (w * out).unsqueeze(-1) * J  # rows inside their interval have no gradient
+            r = bj.misfit(p)
+            Jw = (bj.weight * (r != 0)).unsqueeze(-1) * J  # rows inside their interval have no gradient
             H = Jw.transpose(1, 2) @ Jw
             g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
             mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
@@ -96,12 +90,13 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
             h = trial
             for layer in chain.layers[:-1]:
                 h = layer.forward(h)
-            after = (_misfit(last.op.matvec(h) + last.bias, lo, hi, w)[0] ** 2).sum(1)
+            p = last.op.matvec(h) + last.bias
+            after = (bj.misfit(p) ** 2).sum(1)
             better = torch.isfinite(after) & (after < (r ** 2).sum(1))
             z[j[better]] = trial[better]
+            residual[j[better]] = ((last.act.forward(p) - x[j]).norm(dim=1) / x_norm[j])[better]  # G(trial)
             used[j] += 1
             lam[j] = torch.where(better, lam[j] / 3, lam[j] * 4).clamp(*_LAMBDA)
-            residual[j] = chain.relative_residual(z[j], x[j])
             live[j] = (residual[j] > rtol * _POLISH) & (lam[j] < _LAMBDA[1])
         if not live.any():
             break
