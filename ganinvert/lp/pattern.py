@@ -44,14 +44,19 @@ def applies(chain: Chain) -> bool:
     return all(layer.act.piecewise_linear for layer in chain.layers[:-1])
 
 
-def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
-    """The on/off pattern (``p >= 0``) of every hidden layer at ``z`` (B, k): ``[(B, n_l)]``."""
+def _hidden_pass(chain: Chain, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The on/off pattern (``p >= 0``) of every hidden layer at ``z`` and the last layer's input."""
     out, u = [], z
     for layer in chain.layers[:-1]:
         p = layer.op.matvec(u) + layer.bias
         out.append(p >= 0)
         u = layer.act.forward(p)
-    return out
+    return out, u
+
+
+def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
+    """The on/off pattern (``p >= 0``) of every hidden layer at ``z`` (B, k): ``[(B, n_l)]``."""
+    return _hidden_pass(chain, z)[0]
 
 
 def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dtype: torch.dtype,
@@ -77,11 +82,7 @@ def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = N
     exact on the activation region of ``z`` (hidden activations piecewise linear, see
     :func:`applies`). ``jacobian_chain``: the same chain in another dtype (float32) to build ``J``
     in; ``p`` and the region always come from ``chain``."""
-    pats, h = [], z
-    for layer in chain.layers[:-1]:
-        q = layer.op.matvec(h) + layer.bias
-        pats.append(q >= 0)
-        h = layer.act.forward(q)
+    pats, h = _hidden_pass(chain, z)
     last = chain.layers[-1]
     jc = jacobian_chain or chain
     *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
