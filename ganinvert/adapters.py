@@ -165,7 +165,7 @@ def _run(gm: fx.GraphModule, z: torch.Tensor) -> Exception | None:
 
 def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = None,
              converters: Mapping[type, Converter] | None = None, check: bool = True,
-             seed: int = 0) -> Chain:
+             seed: int = 0, differentiable: bool = False) -> Chain:
     """Turn a torch generator into a float64 :class:`Chain`.
 
     Args:
@@ -176,6 +176,9 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
         converters: extra ``{ModuleType: converter}`` entries, consulted before the defaults.
         check: compare ``chain(z)`` with ``module(z)`` on random latents.
         seed: seed of those latents.
+        differentiable: keep the chain's weights attached to the module's parameters, so that
+            gradients computed from the chain reach them (``invert(differentiable=True)``); by
+            default the chain is detached.
 
     Returns:
         The chain, float64, on the module's device.
@@ -216,6 +219,8 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     in_shape = probe_ok[0]
 
     chain = _build(gm, module, in_shape, table, dtype, device, gen)
+    if not differentiable:
+        chain = chain.detach()
     if check:
         _check(chain, module, dtype, device, gen)
     logger.debug("%s", chain.describe())

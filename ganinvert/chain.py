@@ -35,6 +35,9 @@ class Layer:
         return Layer(self.op.to(dtype, device), self.bias.to(dtype=dtype, device=device),
                      self.act, self.out_shape)
 
+    def detach(self) -> "Layer":
+        return Layer(self.op.detach(), self.bias.detach(), self.act, self.out_shape)
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -70,6 +73,11 @@ class Chain:
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Chain":
         """A copy with every parameter cast/moved (the solvers use float64)."""
         return Chain(tuple(layer.to(dtype, device) for layer in self.layers), self.in_shape)
+
+    def detach(self) -> "Chain":
+        """A copy cut from the autograd graph of the module it came from (see
+        ``to_chain(differentiable=True)``): what the solvers work on."""
+        return Chain(tuple(layer.detach() for layer in self.layers), self.in_shape)
 
     def input_range(self, i: int) -> tuple[float, float]:
         """Closed range of layer ``i``'s input: free for the latent, else the range of the

@@ -38,7 +38,9 @@ Converter = Callable[[nn.Module, tuple], Sequence[Piece]]
 
 
 def _p(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to(torch.float64)
+    """A module tensor in float64, still attached to the module's graph (``to_chain`` detaches
+    the chain unless asked for a differentiable one)."""
+    return t.to(torch.float64)
 
 
 def _zeros(n: int, like: torch.Tensor) -> torch.Tensor:

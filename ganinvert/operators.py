@@ -48,8 +48,17 @@ class LinearOperator:
         """Adjoint: ``(B, out_dim) -> (B, in_dim)``."""
         raise NotImplementedError
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "LinearOperator":
+    def map_tensors(self, fn) -> "LinearOperator":
+        """The same operator with ``fn`` applied to each of its float tensors (the weights)."""
         raise NotImplementedError
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "LinearOperator":
+        """A copy with the weights cast and/or moved (differentiable, like ``Tensor.to``)."""
+        return self.map_tensors(lambda t: t.to(dtype=dtype, device=device))
+
+    def detach(self) -> "LinearOperator":
+        """A copy whose weights are cut from any autograd graph (what the solvers work on)."""
+        return self.map_tensors(torch.Tensor.detach)
 
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         """The ``(out_dim, in_dim)`` matrix, built column block by column block.
@@ -88,9 +97,8 @@ class Dense(LinearOperator):
     def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
         return v @ self.weight
 
-    def to(self, dtype=None, device=None) -> "Dense":
-        return Dense(self.weight.to(dtype=dtype, device=device), in_shape=self.in_shape,
-                     out_shape=self.out_shape)
+    def map_tensors(self, fn) -> "Dense":
+        return Dense(fn(self.weight), in_shape=self.in_shape, out_shape=self.out_shape)
 
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         return self.weight
@@ -111,8 +119,8 @@ class Diagonal(LinearOperator):
 
     rmatvec = matvec
 
-    def to(self, dtype=None, device=None) -> "Diagonal":
-        return Diagonal(self.scale.to(dtype=dtype, device=device))
+    def map_tensors(self, fn) -> "Diagonal":
+        return Diagonal(fn(self.scale))
 
 
 class _Conv(LinearOperator):
@@ -135,9 +143,8 @@ class _Conv(LinearOperator):
         out = self._apply(u.reshape(-1, *self.in_shape), self.weight)  # (B, C, H, W)
         return out.reshape(u.shape[0], -1)
 
-    def to(self, dtype=None, device=None) -> "_Conv":
-        return type(self)(self.weight.to(dtype=dtype, device=device), in_shape=self.in_shape,
-                          **self.geometry)
+    def map_tensors(self, fn) -> "_Conv":
+        return type(self)(fn(self.weight), in_shape=self.in_shape, **self.geometry)
 
 
 class Conv2d(_Conv):
@@ -181,8 +188,8 @@ class Composed(LinearOperator):
     def rmatvec(self, v):
         return self.first.rmatvec(self.second.rmatvec(v))
 
-    def to(self, dtype=None, device=None) -> "Composed":
-        return Composed(self.first.to(dtype, device), self.second.to(dtype, device))
+    def map_tensors(self, fn) -> "Composed":
+        return Composed(self.first.map_tensors(fn), self.second.map_tensors(fn))
 
 
 def compose(first: LinearOperator, second: LinearOperator) -> LinearOperator:
@@ -221,8 +228,8 @@ class RowSelect(LinearOperator):
         full[:, self.index] = v
         return self.op.rmatvec(full)
 
-    def to(self, dtype=None, device=None) -> "RowSelect":
-        return RowSelect(self.op.to(dtype, device), self.index.to(device=device) if device else self.index)
+    def map_tensors(self, fn) -> "RowSelect":
+        return RowSelect(self.op.map_tensors(fn), self.index)  # the index follows op's device
 
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         if isinstance(self.op, Dense):  # no need to build the unobserved rows
