@@ -7,10 +7,11 @@ from .adapters import to_chain
 from .converters import DEFAULT_CONVERTERS, Affine, Reshape
 from .chain import Chain, Layer
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
-                     LayerTooLargeError, ShapeMismatchError, SolverError, TrainingModeError,
+                     LayerTooLargeError, NotDifferentiableError, ShapeMismatchError, SolverError, TrainingModeError,
                      UnsupportedLayerError)
 from .inverters import INVERTERS, Adam, Auto, Encoder, GradientDescent, Hybrid, Inverter, Layerwise, Noisy
 from .lp import SOLVERS
+from .module import Inversion
 from .report import GeneratorReport, inspect
 from .result import InversionResult, Status
 
@@ -21,9 +22,9 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 __all__ = [
     "INVERTERS", "SOLVERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise", "Noisy",
-    "GeneratorReport", "default_rtol", "inspect", "invert",
+    "GeneratorReport", "Inversion", "default_rtol", "inspect", "invert",
     "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
-    "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError",
+    "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError", "NotDifferentiableError",
     "Reshape", "ShapeMismatchError", "SolverError", "Status", "TrainingModeError",
     "UnsupportedLayerError", "to_chain",
 ]

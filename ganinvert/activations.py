@@ -85,6 +85,18 @@ class Activation:
         ``1e-9`` of the sample's scale (at least 1)."""
         return self.bounds(y, tol=1e-9 * y.abs().amax(1, keepdim=True).clamp(min=1.0))
 
+    def active_rows(self, p: torch.Tensor) -> RowBounds:
+        """The exact rows at the pre-activation ``p`` (B, n) itself: :meth:`bounds` of
+        ``forward(p)`` at zero tolerance. Its ``eq`` rows are the layer's active equations, the
+        ones :mod:`ganinvert.lp.implicit` differentiates (with these weights held fixed)."""
+        return self.bounds(self.forward(p), tol=torch.zeros_like(p[:, :1]))
+
+    def inverse(self, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The pre-activation of ``y`` (B, n) on the branch the pre-activation ``p`` lies on,
+        differentiable in ``y``; meaningful on the rows :meth:`active_rows` pins."""
+        slope = self.branch_slope(p >= 0, like=y)
+        return y / torch.where(slope > 0, slope, torch.ones_like(slope))  # flat branches: unused rows
+
     def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
         """Rows of the thresholded l_inf LP for a noisy observation ``y`` (B, n) at threshold
         ``tau`` (B, 1): rows observed clearly on one branch (``|y| > tau``) are fitted, the others
@@ -250,6 +262,11 @@ class _Saturating(Activation):
 
     def _slope(self, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def inverse(self, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        lo_r, hi_r = self.range
+        sat = math.sqrt(torch.finfo(y.dtype).eps)  # saturated rows are never pinned (bounds)
+        return self._inverse(y.clamp(lo_r + sat, hi_r - sat))
 
     def bounds(self, y: torch.Tensor, *, tol: torch.Tensor) -> RowBounds:
         lo_r, hi_r = self.range

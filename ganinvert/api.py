@@ -18,6 +18,7 @@ from .chain import Chain, Layer
 from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
 from .inverters import INVERTERS, Auto, Inverter, Noisy
 from .inverters.base import RawSolution, assign_status
+from .lp import implicit
 from .operators import Dense
 from .result import InversionResult, Status
 from .tolerances import tolerance
@@ -162,7 +163,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0, time_limit: float | None = None,
-           progress: bool | None = None) -> InversionResult:
+           progress: bool | None = None, differentiable: bool = False) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
 
     Args:
@@ -203,6 +204,15 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             ``z``, status APPROXIMATE and a message naming the limit (:mod:`ganinvert.budget`).
         progress: a progress bar on stderr (never stdout); None shows it only when stderr is a
             terminal.
+        differentiable: ``z`` and ``x_hat`` carry autograd graphs to ``x`` and to the generator's
+            parameters (:mod:`ganinvert.lp.implicit`). Per sample, ``z`` becomes the weighted
+            least-squares solution of every layer's active equations at the latent found,
+            chained from the last layer to the first: on EXACT samples that is the certified
+            answer and its gradient the exact derivative of the answer map; on others it is the
+            least-squares point of that active set. ``result.differentiable`` marks the samples
+            whose active sets pin every layer; a gradient reaching any other sample raises
+            :class:`NotDifferentiableError`. Not with ``measurement=``, and not under
+            ``torch.func`` transforms (``vmap``, ``grad``): the solvers branch on values.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
@@ -212,12 +222,16 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             gets status INVALID). Adapter errors from :func:`ganinvert.to_chain`.
         InversionError, SolverError: with ``throw=True`` only.
     """
+    if differentiable and torch._C._are_functorch_transforms_active():
+        raise InvalidInputError("Expected: invert(differentiable=True) outside torch.func transforms, Got: a call "
+                                "under vmap/grad/jacrev. The solvers branch on the data, so they cannot be "
+                                "vmapped; Fix: loop over the batch, or use torch.autograd on the result")
     t0 = time.perf_counter()
     budget = Budget(time_limit=time_limit, progress=progress)  # the clock starts with the call
     try:
         result = _invert(generator, x, budget, t0, method=method, mask=mask, measurement=measurement, norm=norm,
                          noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
-                         check_chain=check_chain, seed=seed)
+                         check_chain=check_chain, seed=seed, differentiable=differentiable)
     finally:
         budget.close()
     result.timings.update({f"stage: {k}": v for k, v in budget.seconds.items() if k != "invert"})
@@ -233,8 +247,16 @@ def _invert(generator, x, budget: Budget, t0: float, **options) -> InversionResu
     t_adapt = time.perf_counter()
     budget.set_total(job.x.shape[0])
     raw = _solve(job, budget)
+    graph = _differentiate(job, raw) if job.graph_chain is not None else None
     t_solve = time.perf_counter()
     result = _report(job, raw, budget, timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt})
+    if graph is not None:
+        z, defined = graph
+        result.z = z.reshape(-1, *job.image_chain.in_shape).to(job.dtype)
+        result.x_hat = job.graph_chain.forward(z).to(job.dtype)
+        result.differentiable = defined
+        if not job.batched:
+            result.z, result.x_hat = result.z[0], result.x_hat[0]
     result.timings["total"] = time.perf_counter() - t0
     return result
 
@@ -256,6 +278,8 @@ class _Job:
     dtype: torch.dtype
     batched: bool
     measured: bool
+    graph_chain: Chain | None = None  # differentiable=True: the chain and x on the autograd graph
+    x_graph: torch.Tensor | None = None
 
     @property
     def valid(self) -> torch.Tensor:
@@ -264,22 +288,46 @@ class _Job:
 
 
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
-             check_chain, seed) -> _Job:
+             check_chain, seed, differentiable) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
     inverter = _resolve_method(method, norm=norm, noise=noise, measurement=measurement, mask=mask)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
-    image_chain = to_chain(generator, latent_shape=latent_shape, converters=converters, check=check_chain, seed=seed)
+    if differentiable and measurement is not None:
+        raise InvalidInputError("Expected: differentiable=True without measurement=, Got: both. A measurement "
+                                "mixes the pixels, so no layer's active equations pin its input; Fix: invert "
+                                "without differentiable=True")
+    image_chain = to_chain(generator, latent_shape=latent_shape, converters=converters, check=check_chain,
+                           seed=seed, differentiable=differentiable)
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
-    chain = chain.to(dtype=torch.float64, device=x.device)
+    graph_chain = chain.to(dtype=torch.float64, device=x.device) if differentiable else None
+    chain = chain.to(dtype=torch.float64, device=x.device).detach()  # what the solvers work on
+    x_graph = xb.to(torch.float64).reshape(xb.shape[0], -1) if differentiable else None
     x64 = xb.detach().to(torch.float64).reshape(xb.shape[0], -1)  # (B, n)
     obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], x.device)
     if obs is not None:  # what is not observed is not data: zero it so validation ignores it
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
     invalid = _invalid_samples(chain, x64, rtol, slack=inverter.output_slack)
-    return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None)
+    return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
+                graph_chain, x_graph)
+
+
+def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
+    """``differentiable=True``: the least-squares answer map at the latents found, on the graph
+    (:mod:`ganinvert.lp.implicit`). Samples where it is defined take its value (the same ``z``
+    on EXACT samples), so statuses describe the latents returned. Returns the guarded latents
+    ``(B, k)`` and the ``(B,)`` bool mask of samples with a gradient."""
+    x = job.x_graph if job.observed is None else torch.where(job.observed, job.x_graph, torch.zeros_like(job.x_graph))
+    d = implicit.differentiate(job.graph_chain, x, raw.z, observed=job.observed, lp_layer=job.inverter.lp_layer,
+                               rtol=job.rtol)
+    d.defined &= job.valid
+    for i, why in enumerate(job.invalid):
+        d.reasons[i] = why or d.reasons[i]
+    rows = d.defined.nonzero().flatten().to(raw.z.device)
+    raw.z[rows] = d.z.detach()[rows]
+    return implicit.guard(d, raw.z), d.defined
 
 
 def _solve(job: _Job, budget: Budget) -> RawSolution:

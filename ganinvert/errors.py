@@ -39,3 +39,9 @@ class InversionError(GanInvertError, RuntimeError):
 class SolverError(InversionError):
     """Raised by ``invert(..., throw=True)`` when a solver broke down on some sample (its status
     FAILED); without ``throw`` the status alone reports it."""
+
+
+class NotDifferentiableError(GanInvertError, RuntimeError):
+    """A gradient reached a sample of ``invert(..., differentiable=True)`` whose answer is not
+    locally a function of ``x`` (``result.differentiable`` False): the backward pass refuses
+    rather than return a wrong gradient."""

@@ -70,6 +70,8 @@ class InversionResult:
             the inverter (``"stage: backward pass, layer #"``, ``"stage: auto: Levenberg-Marquardt
             from start # of #"``...: the profile, numbers folded to ``#``).
         batched: whether x had a batch dimension.
+        differentiable: ``(B,)`` bool with ``invert(differentiable=True)``: the samples whose
+            ``z`` has a gradient (every layer's active equations pin its input), else None.
     """
 
     z: torch.Tensor
@@ -85,6 +87,7 @@ class InversionResult:
     fit_residual: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     batched: bool = True
+    differentiable: torch.Tensor | None = None
 
     @property
     def exact(self) -> torch.Tensor:

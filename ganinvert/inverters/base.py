@@ -128,6 +128,10 @@ class Inverter:
     #: ``ord`` of :func:`torch.linalg.vector_norm` of the fit's misfit, reported per sample as
     #: ``fit_residual``; None for inverters that do not minimise a norm of their own
     fit_order: float | None = None
+    #: for ``invert(differentiable=True)``: a layer-LP solver on the autograd graph whose own
+    #: differentiation gives the gradient (:mod:`ganinvert.lp.implicit`), or None for the native
+    #: implicit derivative
+    lp_layer = None
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         """Invert ``chain`` (float64, on x's device) at observations ``x`` (B, n) float64, within
