@@ -13,6 +13,7 @@ from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
+from ..lp.cvx import lp_layer
 from ..operators import DEFAULT_MAX_DENSE
 from .backward import BackwardPass
 from .base import Anchors, Inverter, RawSolution
@@ -39,7 +40,10 @@ class Layerwise(Inverter):
 
     Args:
         solver: LP solver for samples the fast path does not certify: ``"ipm"`` (batched
-            interior point in torch, default) or ``"highs"`` (HiGHS per sample, the reference).
+            interior point in torch, default), ``"highs"`` (HiGHS per sample, the reference) or
+            ``"cvxpylayers"`` (each layer LP as a ``CvxpyLayer``; with
+            ``invert(differentiable=True)`` the gradient is then the LP's own, chained through
+            every layer: the reference the native derivative is tested against, and much slower).
         fast_path: try certified least squares before the LP.
         rank_rtol: relative singular-value threshold of the rank and uniqueness checks.
         layer_rtol: per-layer feasibility tolerance as a fraction of the final ``rtol``.
@@ -65,6 +69,12 @@ class Layerwise(Inverter):
         self.max_dense_entries = int(max_dense_entries)
         self.max_lp_dim = int(max_lp_dim)
         self.solver_options = _solver_options(solver_options)
+
+    @property
+    def lp_layer(self):
+        """``solver="cvxpylayers"``: gradients through the layer LPs themselves (see
+        :attr:`Inverter.lp_layer`)."""
+        return lp_layer if self.solver == "cvxpylayers" else None
 
     def solve_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, *, rtol: float,
                     fast_path: bool | None = None) -> LayerSolution:

@@ -11,6 +11,7 @@ import torch
 
 from ..activations import Activation
 from .certify import polish_and_certify
+from .cvx import solve_cvxpylayers
 from .fastpath import lstsq_fast_path
 from .highs import solve_highs
 from .ipm import solve_ipm
@@ -20,10 +21,12 @@ logger = logging.getLogger(__name__)
 
 #: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``; ``tol`` and
 #: ``max_iter`` are each solver's own (the IPM's relative residual and gap, and its iteration cap;
-#: HiGHS's feasibility tolerance and simplex iteration limit), its default when omitted
+#: HiGHS's feasibility tolerance and simplex iteration limit; cvxpylayers takes neither), its
+#: default when omitted
 SOLVERS: Mapping[str, Callable[..., LPSolution]] = MappingProxyType({
     "ipm": solve_ipm,
     "highs": solve_highs,
+    "cvxpylayers": solve_cvxpylayers,
 })
 #: the options every solver takes (``Layerwise(solver_options=...)``)
 SOLVER_OPTIONS = frozenset({"tol", "max_iter"})

@@ -114,7 +114,7 @@ def test_layers_over_the_lp_limit_fail_with_the_reason_instead_of_running_out_of
 
 
 def test_unknown_solver_is_rejected_with_the_choices():
-    with pytest.raises(gi.InvalidInputError, match=r"unknown solver 'gurobi'.*\['highs', 'ipm'\]"):
+    with pytest.raises(gi.InvalidInputError, match=r"unknown solver 'gurobi'.*\['cvxpylayers', 'highs', 'ipm'\]"):
         gi.Layerwise(solver="gurobi")
 
 
