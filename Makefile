@@ -31,6 +31,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/bench_layerwise.py
 	$(BIN)/python benchmarks/bench_auto.py
+	$(BIN)/python benchmarks/bench_grad.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

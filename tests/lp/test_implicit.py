@@ -65,9 +65,11 @@ def test_gradcheck_with_respect_to_x_and_the_weights_on_random_expanding_nets(na
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", ["leaky", "tanh"])
 def test_full_gradcheck_on_random_expanding_nets(name):
-    """Every entry of the Jacobian (about 1,000 re-inversions per net)."""
+    """Every entry of the Jacobian (about 1,000 re-inversions per net, 1-2 min each). Not on the
+    ReLU net: there some weight perturbations move the re-inverted latent to another activation
+    pattern, where the answer map is another function (its gradcheck on x passes)."""
     _gradcheck_net(name, fast=False)
 
 
