@@ -3,9 +3,10 @@
 A projection defence (Defense-GAN style) classifies ``P(x) = G(z(x))``, the image of the latent
 an inverter finds for the input, instead of ``x`` itself. Evaluating it honestly means attacking
 through ``P`` with its real gradient, not a straight-through approximation (BPDA).
-``ganinvert.Inversion`` gives that gradient: ``z(x)`` is the least-squares solution of every
-layer's active equations at the latent found, chained (exact on the generator's range), and
-autograd differentiates it.
+``ganinvert.Inversion`` gives that gradient: on the generator's range ``z(x)`` is the certified
+answer, differentiated through every layer's active equations; off it, ``z(x)`` is the
+least-squares projection onto the image of the activation region of the latent found (a convex
+QP there), differentiated through its active set.
 
 Here: the shipped 20-200-500-784 LeakyReLU decoder (``vae_leaky_20_200_500_784``), the shipped
 digit classifier, and digits the decoder generates (labels: what the classifier says on them,
@@ -36,7 +37,8 @@ def pgd(loss_fn, x: torch.Tensor, *, eps: float, steps: int) -> torch.Tensor:
     delta = torch.zeros_like(x)
     for _ in range(steps):
         delta.requires_grad_(True)
-        grad, = torch.autograd.grad(loss_fn(x + delta), delta)
+        grad, = torch.autograd.grad(loss_fn(x + delta), delta, allow_unused=True)
+        grad = torch.zeros_like(delta) if grad is None else grad
         delta = (delta.detach() + 2.5 * eps / steps * grad.sign()).clamp(-eps, eps)
     return (x + delta).detach()
 
@@ -60,8 +62,8 @@ def main() -> None:
         conf, label = C(x).softmax(1).max(1)
     keep = (conf > 0.9).nonzero().flatten()[:args.samples]
     x, label = x[keep], label[keep]
-    # the inverter only locates each input's activation pattern; the answer and its gradient are
-    # the active set's least-squares point (exact on the range)
+    # Adam (Defense-GAN's own projection) only locates each input's activation region; the
+    # answer is the projection onto that region's image, never a worse fit than Adam's
     project = gi.Inversion(G, method=gi.Adam(steps=100, restarts=1, polish=50, seed=args.seed))
 
     def accuracy(images: torch.Tensor) -> float:
@@ -82,9 +84,12 @@ def main() -> None:
     naive_proj, res_n = defended(x_naive)
     print(f"  naive attack:     classifier {accuracy(x_naive):.0%}, through the projection {accuracy(naive_proj):.0%}")
 
+    with_grad = []
+
     def through(v: torch.Tensor) -> torch.Tensor:
         x_hat, r = defended(v)
         ok = r.differentiable.to(v.device)  # samples whose answer has a gradient
+        with_grad.append(int(ok.sum()))
         return F.cross_entropy(C(x_hat[ok]), label[ok], reduction="sum")
 
     x_adv = pgd(through, x, eps=args.eps, steps=args.steps)
@@ -92,8 +97,8 @@ def main() -> None:
     x_adv.requires_grad_(True)
     g, = torch.autograd.grad(through(x_adv), x_adv)
     print(f"  attack through P: classifier {accuracy(x_adv):.0%}, through the projection {accuracy(adv_proj):.0%} "
-          f"(gradient norm at the end {g.norm():.2e}; {int(res_a.differentiable.sum())}/{len(label)} samples "
-          f"with a gradient)")
+          f"(gradient norm at the end {g.norm():.2e}; samples with a gradient at each step: "
+          f"{' '.join(map(str, with_grad))} of {len(label)})")
     moved = ((adv_proj - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)).median().item()
     print(f"  the projection of the attacked inputs lies {moved:.0%} (median, relative l2) from the clean digits; "
           f"{time.perf_counter() - t0:.0f} s in all")

@@ -205,12 +205,14 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         progress: a progress bar on stderr (never stdout); None shows it only when stderr is a
             terminal.
         differentiable: ``z`` and ``x_hat`` carry autograd graphs to ``x`` and to the generator's
-            parameters (:mod:`ganinvert.lp.implicit`). Per sample, ``z`` becomes the weighted
+            parameters (:mod:`ganinvert.lp.implicit`). Samples with ``G(z) = x``: the weighted
             least-squares solution of every layer's active equations at the latent found,
-            chained from the last layer to the first: on EXACT samples that is the certified
-            answer and its gradient the exact derivative of the answer map; on others it is the
-            least-squares point of that active set. ``result.differentiable`` marks the samples
-            whose active sets pin every layer; a gradient reaching any other sample raises
+            chained from the last layer to the first (on EXACT samples the certified answer; its
+            gradient the exact derivative of the answer map). Others: the least-squares
+            projection of x onto the image of z's activation region (a convex QP there, at least
+            as close to x as z; ``z`` itself where z minimises the misfit in its region), with the
+            derivative of its active set. ``result.differentiable``
+            marks the samples with a gradient; one reaching any other sample raises
             :class:`NotDifferentiableError`. Not with ``measurement=``, and not under
             ``torch.func`` transforms (``vmap``, ``grad``): the solvers branch on values.
 
@@ -315,18 +317,32 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
-    """``differentiable=True``: the least-squares answer map at the latents found, on the graph
-    (:mod:`ganinvert.lp.implicit`). Samples where it is defined take its value (the same ``z``
-    on EXACT samples), so statuses describe the latents returned. Returns the guarded latents
-    ``(B, k)`` and the ``(B,)`` bool mask of samples with a gradient."""
-    x = job.x_graph if job.observed is None else torch.where(job.observed, job.x_graph, torch.zeros_like(job.x_graph))
-    d = implicit.differentiate(job.graph_chain, x, raw.z, observed=job.observed, lp_layer=job.inverter.lp_layer,
+    """``differentiable=True`` (:mod:`ganinvert.lp.implicit`): samples with ``G(z) = x`` get the
+    least-squares answer map of their layers' active sets, the others the least-squares
+    projection onto their activation region's image; samples take the value their gradient is of (the same
+    ``z`` where ``G(z) = x``), so statuses describe them. Returns the guarded latents ``(B, k)`` and
+    the ``(B,)`` bool mask of samples with a gradient."""
+    obs = job.observed
+    x = job.x_graph if obs is None else torch.where(obs, job.x_graph, torch.zeros_like(job.x_graph))
+    with torch.no_grad():
+        fit = job.chain.forward_all(raw.z)[-1] - job.x
+        fit = fit if obs is None else fit * obs
+        solved = (fit.norm(dim=1) <= job.rtol * job.x.norm(dim=1)).cpu() & job.valid
+    d = implicit.differentiate(job.graph_chain, x, raw.z, observed=obs, lp_layer=job.inverter.lp_layer,
                                rtol=job.rtol)
-    d.defined &= job.valid
+    d.defined &= solved
+    rows = (job.valid & ~solved).nonzero().flatten()
+    if rows.numel():
+        r = rows.to(x.device)
+        p = implicit.region_projection(job.graph_chain, x[r], raw.z[r], observed=None if obs is None else obs[r])
+        d.z = d.z.index_put((r,), p.z)
+        d.defined[rows] = p.defined
+        for j, i in enumerate(rows.tolist()):
+            d.reasons[i] = p.reasons[j]
     for i, why in enumerate(job.invalid):
         d.reasons[i] = why or d.reasons[i]
-    rows = d.defined.nonzero().flatten().to(raw.z.device)
-    raw.z[rows] = d.z.detach()[rows]
+    keep = d.defined.nonzero().flatten().to(raw.z.device)
+    raw.z[keep] = d.z.detach()[keep]
     return implicit.guard(d, raw.z), d.defined
 
 

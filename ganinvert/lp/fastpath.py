@@ -49,6 +49,21 @@ def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float =
     return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min)
 
 
+def cholesky_full_rank(gram: torch.Tensor, rank_rtol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cholesky factors of a batch of normal matrices ``(B, k, k)`` and which have full rank,
+    conservatively: ``lambda_min >= 1 / ||L^-1||_F^2`` (a lower bound, 4x cheaper than eigvalsh at
+    k = 100) must exceed ``rank_rtol^2`` times ``trace >= lambda_max``. Returns ``(L, full (B,)
+    bool, the lower bound on lambda_min)``; ``L`` is meaningless where ``full`` is False."""
+    B, k = gram.shape[0], gram.shape[-1]
+    L, info = torch.linalg.cholesky_ex(gram)
+    eye = torch.eye(k, dtype=gram.dtype, device=gram.device).expand(B, k, k)
+    L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
+    zero = torch.zeros(B, dtype=gram.dtype, device=gram.device)
+    lam_min = torch.nan_to_num(torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), zero), nan=0.0, posinf=0.0)
+    trace = gram.diagonal(dim1=1, dim2=2).sum(1)
+    return L, (info == 0) & (lam_min > (rank_rtol ** 2) * trace), lam_min
+
+
 def _solve(prob: LayerProblem, A: torch.Tensor, k: int, tol: torch.Tensor, rank_rtol: float):
     """Least squares for samples that have at least k pinned rows."""
     B, eq = prob.batch, prob.eq
@@ -56,15 +71,7 @@ def _solve(prob: LayerProblem, A: torch.Tensor, k: int, tol: torch.Tensor, rank_
     target = torch.where(eq, prob.lo - prob.b, torch.zeros_like(prob.lo))
     gram = prob.gram(w2)  # (B, k, k)
     rhs = (w2 * target) @ A  # (B, k)
-    L, info = torch.linalg.cholesky_ex(gram)
-    # Full column rank, conservatively: lambda_min(gram) >= 1 / ||L^-1||_F^2 (a lower bound,
-    # 4x cheaper than eigvalsh at k = 100) and lambda_max <= trace.
-    eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(B, k, k)
-    L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
-    zero = torch.zeros(B, dtype=A.dtype, device=A.device)
-    lam_min = torch.nan_to_num(torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), zero), nan=0.0, posinf=0.0)
-    trace = gram.diagonal(dim1=1, dim2=2).sum(1)
-    good = (info == 0) & (lam_min > (rank_rtol ** 2) * trace)
+    L, good, lam_min = cholesky_full_rank(gram, rank_rtol)
     u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
     if good.any():
         u[good] = torch.cholesky_solve(rhs[good].unsqueeze(-1), L[good]).squeeze(-1)

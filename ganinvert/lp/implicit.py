@@ -1,27 +1,32 @@
-"""Gradients through the inversion: implicit differentiation of each layer's active equations.
+"""Gradients through the inversion: implicit differentiation of each answer's active set.
 
-At a latent ``z`` found by any inverter, every layer ``y = phi(A u + b)`` has an *active set*:
-the rows its activation pins (``phi`` invertible there: positive ReLU rows, every LeakyReLU
-row, unsaturated Tanh/Sigmoid rows; :meth:`~ganinvert.activations.Activation.active_rows`) and
-the input coordinates sitting on the previous activation's range bound (ReLU zeros). Where those
-equations have full column rank on the free coordinates, they pin the layer's input, and the
-*answer map* of the layer-wise method near ``z`` is their weighted least-squares solution::
+**Samples with G(z) = x.** At the latent ``z`` found, every layer ``y = phi(A u + b)`` has an
+active set: the rows its activation pins (``phi`` invertible there: positive ReLU rows, every
+LeakyReLU row, unsaturated Tanh/Sigmoid rows; :meth:`~ganinvert.activations.Activation.active_rows`)
+and the input coordinates sitting on the previous activation's range bound (ReLU zeros). Where
+those equations have full column rank on the free coordinates, they pin the layer's input, and
+the answer map of the layer-wise method near ``z`` is their weighted least-squares solution::
 
     u(y) = argmin { sum_{j pinned} w_j^2 (a_j u + b_j - phi^-1(y_j))^2 : u_F = bound }
 
 chained from the last layer to the first (:func:`differentiate`). On an EXACT sample it is the
-certified answer (the equations are consistent, so ``u(x) = z``), and its derivative is the exact
-derivative of the answer map: along the range of ``G`` (the directions ``x`` can move in and stay
-an image) it is the only possible one, and off the range it is the least-squares one, which is
-also what the layer LP's own differentiation gives (the minimum-norm solution of its singular
-KKT derivative; ``Layerwise(solver="cvxpylayers")`` is that reference, see :mod:`.cvx`). On a
-sample that is not EXACT the same map defines the gradient: of the least-squares point of the
-active set at the latent found (EXACT_NONUNIQUE and APPROXIMATE samples whose active sets still
-pin every layer). A sample whose active set does not pin some layer has no gradient: the
-answer is not locally a function of ``x`` there, and :func:`guard` refuses to backpropagate
-into it.
+certified answer (``u(x) = z``), and its derivative the exact derivative of the answer map: along
+the range of ``G`` the only possible one; off the range the least-squares one, which is also the
+layer LP's own derivative (the minimum-norm solution of its singular KKT derivative;
+``Layerwise(solver="cvxpylayers")`` is that reference, see :mod:`.cvx`). The backward pass of one
+layer costs two triangular solves and four GEMMs (:class:`_LeastSquares`).
 
-The backward pass of one layer costs two triangular solves and four GEMMs (:class:`_LeastSquares`).
+**Samples without G(z) = x** (noisy or perturbed observations, Defense-GAN style projections):
+on the activation region of ``z`` the generator is affine, so the least-squares projection of
+``x`` onto the image of the region's closure is a convex QP (:func:`region_projection`): it is
+solved by an active-set method from ``z`` and differentiated through its active set (the hidden
+units held at 0 and the pinned output rows). It fits ``x`` at least as well as ``z``, equals ``z``
+where ``z`` already minimises the misfit in its region, and stays continuous when the projection
+sits on a boundary between regions (both closures hold it), where the plain projection has no
+derivative: the QP's active set gives the one-sided derivative along that face.
+
+A sample whose active set does not pin ``z`` (a contracting layer, a rank-deficient region) has
+no gradient: :func:`guard` refuses to backpropagate into it (:class:`NotDifferentiableError`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch
 
 from ..chain import Chain
 from ..errors import NotDifferentiableError
+from .fastpath import cholesky_full_rank
 from .problem import LayerProblem, WeightedGram
 
 #: largest layer input whose normal matrix (k x k per sample) the derivative builds
@@ -61,12 +67,8 @@ class _LeastSquares(torch.autograd.Function):
         both = free.unsqueeze(2) & free.unsqueeze(1)
         eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(B, k, k)
         G = torch.where(both, gram, torch.zeros_like(gram)) + eye * (~free).unsqueeze(1).to(A.dtype)
-        L, info = torch.linalg.cholesky_ex(G)
-        # Full column rank, conservatively (as the fast path decides it): lambda_min >= 1/||L^-1||_F^2
-        L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
-        lam_min = torch.nan_to_num(1.0 / L_inv.square().sum((1, 2)), nan=0.0, posinf=0.0)
-        trace = (G.diagonal(dim1=1, dim2=2) * free).sum(1)
-        ok = (info == 0) & (lam_min > rank_rtol ** 2 * trace) & torch.isfinite(s).all(1)
+        L, full, _ = cholesky_full_rank(G, rank_rtol)  # the fixed inputs' unit diagonal is well conditioned
+        ok = full & torch.isfinite(s).all(1)
         L = torch.where(ok[:, None, None], L, eye)  # a harmless factor where the rows do not pin u
         rhs = ((w2 * torch.nan_to_num(s)) @ A) * free
         u = torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1) * free + u_fix
@@ -178,6 +180,99 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
 
     out = BackwardPass(chain).run(x, step)
     return Differentiated(z=out, defined=defined.cpu(), reasons=reasons)
+
+
+def _active_set_qp(H: torch.Tensor, g: torch.Tensor, C: torch.Tensor, d: torch.Tensor, z: torch.Tensor, *,
+                   max_iter: int = 200) -> tuple[torch.Tensor, list[int]] | None:
+    """``min z^T H z / 2 - g^T z`` s.t. ``C z >= d``, from a feasible ``z`` (one sample, small ``k``):
+    the primal active-set method (Nocedal & Wright, Algorithm 16.3). Returns ``(z, working set)``
+    at the optimum, or None if it does not settle within ``max_iter`` steps."""
+    k, work = z.shape[0], []
+    scale = 1e-9 * (1 + C.abs().amax())
+    for _ in range(max_iter):
+        Cw = C[work]
+        K = torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, torch.zeros(len(work), len(work), dtype=H.dtype)], 1)])
+        sol = torch.linalg.lstsq(K, torch.cat([g, d[work]]).unsqueeze(-1)).solution.squeeze(-1)
+        step, lam = sol[:k] - z, sol[k:]
+        if step.norm() <= 1e-12 * (1 + z.norm()):
+            if not work or lam.min() >= -1e-12 * (1 + lam.abs().max()):
+                return z, work
+            work.pop(int(lam.argmin()))  # a constraint that holds z back the wrong way: release it
+            continue
+        slack, rate = C @ z - d, C @ step
+        block = (rate < -scale) & ~torch.isin(torch.arange(C.shape[0]), torch.tensor(work, dtype=torch.long))
+        alpha, j = 1.0, -1
+        if block.any():
+            ratios = torch.where(block, slack.clamp(min=0) / -rate, torch.full_like(slack, float("inf")))
+            j = int(ratios.argmin())
+            alpha = min(1.0, float(ratios[j]))
+        z = z + alpha * step
+        if alpha < 1.0:
+            work.append(j)
+    return None
+
+
+def region_projection(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: torch.Tensor | None = None,
+                      rank_rtol: float = 1e-8) -> Differentiated:
+    """For samples without ``G(z) = x``: the least-squares projection of ``x`` onto the image of the
+    closure of z's activation region, on the graph. There the generator is affine, so this is a
+    convex QP over the region's polyhedron (the rows of the activation-pattern LP, with the
+    pinned output rows in the objective): solved by an active-set method, then differentiated
+    implicitly through its active constraints (the KKT system of the hidden units held at 0 and
+    the pinned rows). It fits ``x`` at least as well as ``z`` (which is feasible), and equals ``z``
+    where ``z`` already minimises the misfit in its region.
+
+    Args:
+        chain: float64, its tensors on the graph; hidden activations piecewise linear (else no
+            sample is defined).
+        x: ``(B, n)`` observations on the graph; z: ``(B, k)`` the latents found.
+        observed: ``(B, n)`` bool, the observed pixels (None: all).
+    """
+    from .pattern import _hidden_pass, applies, pattern_problem
+
+    B, k = z.shape
+    plain = chain.detach()
+    if not applies(plain):
+        why = "no G(z) = x, and hidden activations that are not piecewise linear have no region to project on"
+        return Differentiated(z=z.detach().clone(), defined=torch.zeros(B, dtype=torch.bool), reasons=[why] * B)
+    last = chain.layers[-1]
+    with torch.no_grad():
+        pats, h = _hidden_pass(plain, z)
+        p = plain.layers[-1].op.matvec(h) + plain.layers[-1].bias
+        rows = last.act.active_rows(p)
+        pinned = rows.eq & torch.isfinite(rows.lo) & last.act.bounds(x.detach(), tol=torch.zeros_like(x[:, :1])).eq
+        if observed is not None:
+            pinned &= observed
+    t = torch.where(pinned, last.act.inverse(x, p), torch.zeros_like(x))
+    open_ = torch.full_like(t, math.inf)
+    prob = pattern_problem(chain, pats, x.detach(), tol=torch.zeros(B, dtype=x.dtype, device=x.device),
+                           out_bounds=(torch.where(pinned, t, -open_), torch.where(pinned, t, open_), rows.weight))
+    fit = prob.eq & torch.isfinite(prob.lo)  # the objective's rows: the pinned pixels
+    up, down = torch.isfinite(prob.hi) & ~fit, torch.isfinite(prob.lo) & ~fit  # the region's walls
+    outs, ok, reasons = [], torch.zeros(B, dtype=torch.bool), [""] * B
+    for i in range(B):
+        A, b, w2 = prob.A[i], prob.b[i], prob.w[i].detach() ** 2
+        Af, tf = A[fit[i]], prob.lo[i][fit[i]]
+        C = torch.cat([-A[up[i]], A[down[i]]])  # C z >= d: the region, p <= hi and p >= lo
+        d = torch.cat([b[up[i]] - prob.hi[i][up[i]], prob.lo[i][down[i]] - b[down[i]]])
+        H = (Af.T * w2[fit[i]]) @ Af
+        g = (Af.T * w2[fit[i]]) @ (tf - b[fit[i]])
+        Hd, gd, Cd, dd = H.detach(), g.detach(), C.detach(), d.detach()
+        if not bool(cholesky_full_rank(Hd[None], rank_rtol)[1][0]):
+            outs.append(z[i].detach())
+            reasons[i] = "the region's linearization does not pin z (rank deficient)"
+            continue
+        found = _active_set_qp(Hd, gd, Cd, dd, z[i].detach())
+        if found is None:
+            outs.append(z[i].detach())
+            reasons[i] = "the projection onto the activation region did not settle"
+            continue
+        work = found[1]
+        Cw = C[work]  # on the graph: the KKT system of the active set, differentiated by autograd
+        K = torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, torch.zeros(len(work), len(work), dtype=H.dtype)], 1)])
+        outs.append(torch.linalg.solve(K, torch.cat([g, d[work]]))[:k])
+        ok[i] = True
+    return Differentiated(z=torch.stack(outs), defined=ok, reasons=reasons)
 
 
 class _Guard(torch.autograd.Function):
