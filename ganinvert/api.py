@@ -317,33 +317,9 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
-    """``differentiable=True`` (:mod:`ganinvert.lp.implicit`): samples with ``G(z) = x`` get the
-    least-squares answer map of their layers' active sets, the others the least-squares
-    projection onto their activation region's image; samples take the value their gradient is of (the same
-    ``z`` where ``G(z) = x``), so statuses describe them. Returns the guarded latents ``(B, k)`` and
-    the ``(B,)`` bool mask of samples with a gradient."""
-    obs = job.observed
-    x = job.x_graph if obs is None else torch.where(obs, job.x_graph, torch.zeros_like(job.x_graph))
-    with torch.no_grad():
-        fit = job.chain.forward_all(raw.z)[-1] - job.x
-        fit = fit if obs is None else fit * obs
-        solved = (fit.norm(dim=1) <= job.rtol * job.x.norm(dim=1)).cpu() & job.valid
-    d = implicit.differentiate(job.graph_chain, x, raw.z, observed=obs, lp_layer=job.inverter.lp_layer,
-                               rtol=job.rtol)
-    d.defined &= solved
-    rows = (job.valid & ~solved).nonzero().flatten()
-    if rows.numel():
-        r = rows.to(x.device)
-        p = implicit.region_projection(job.graph_chain, x[r], raw.z[r], observed=None if obs is None else obs[r])
-        d.z = d.z.index_put((r,), p.z)
-        d.defined[rows] = p.defined
-        for j, i in enumerate(rows.tolist()):
-            d.reasons[i] = p.reasons[j]
-    for i, why in enumerate(job.invalid):
-        d.reasons[i] = why or d.reasons[i]
-    keep = d.defined.nonzero().flatten().to(raw.z.device)
-    raw.z[keep] = d.z.detach()[keep]
-    return implicit.guard(d, raw.z), d.defined
+    """``differentiable=True``: :func:`ganinvert.lp.implicit.attach` on the valid samples."""
+    return implicit.attach(job.graph_chain, job.x_graph, job.x, raw.z, observed=job.observed, valid=job.valid,
+                           invalid=job.invalid, rtol=job.rtol, lp_layer=job.inverter.lp_layer)
 
 
 def _solve(job: _Job, budget: Budget) -> RawSolution:

@@ -268,6 +268,10 @@ def region_projection(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observe
             reasons[i] = "the projection onto the activation region did not settle"
             continue
         work = found[1]
+        if work and int(torch.linalg.matrix_rank(Cd[work])) < len(work):
+            outs.append(z[i].detach())
+            reasons[i] = "the projection's active walls are degenerate (linearly dependent)"
+            continue
         Cw = C[work]  # on the graph: the KKT system of the active set, differentiated by autograd
         K = torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, torch.zeros(len(work), len(work), dtype=H.dtype)], 1)])
         outs.append(torch.linalg.solve(K, torch.cat([g, d[work]]))[:k])
@@ -303,3 +307,43 @@ def guard(d: Differentiated, z_found: torch.Tensor) -> torch.Tensor:
     refusing any gradient that would flow into the latter."""
     defined = d.defined.to(z_found.device)
     return _Guard.apply(d.z, z_found.detach().to(d.z.dtype), defined, d.reasons)
+
+
+def attach(chain: Chain, x_graph: torch.Tensor, x: torch.Tensor, z: torch.Tensor, *, observed: torch.Tensor | None,
+           valid: torch.Tensor, invalid: list[str], rtol: float, lp_layer: LayerLP | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``invert(differentiable=True)``: samples with ``G(z) = x`` (to ``rtol``) get the layers'
+    active-set answer map (:func:`differentiate`), the others the projection onto their region
+    (:func:`region_projection`). Samples take the value their gradient is of (the same ``z`` where
+    ``G(z) = x``): ``z`` is updated in place, so the statuses describe the latents returned.
+
+    Args:
+        chain, x_graph: the chain and the observations ``(B, n)`` on the autograd graph.
+        x: the observations, detached (unobserved pixels zeroed); z: ``(B, k)`` the latents found.
+        observed: ``(B, n)`` bool or None; valid: ``(B,)`` bool on the CPU; invalid: per sample
+            why it is INVALID ("" when valid).
+
+    Returns:
+        The guarded latents ``(B, k)`` on the graph, and the ``(B,)`` bool mask of those with a
+        gradient.
+    """
+    xg = x_graph if observed is None else torch.where(observed, x_graph, torch.zeros_like(x_graph))
+    with torch.no_grad():
+        fit = chain.detach().forward_all(z)[-1] - x
+        fit = fit if observed is None else fit * observed
+        solved = (fit.norm(dim=1) <= rtol * x.norm(dim=1)).cpu() & valid
+    d = differentiate(chain, xg, z, observed=observed, lp_layer=lp_layer, rtol=rtol)
+    d.defined &= solved
+    rows = (valid & ~solved).nonzero().flatten()
+    if rows.numel():
+        r = rows.to(x.device)
+        p = region_projection(chain, xg[r], z[r], observed=None if observed is None else observed[r])
+        d.z = d.z.index_put((r,), p.z)
+        d.defined[rows] = p.defined
+        for j, i in enumerate(rows.tolist()):
+            d.reasons[i] = p.reasons[j]
+    for i, why in enumerate(invalid):
+        d.reasons[i] = why or d.reasons[i]
+    keep = d.defined.nonzero().flatten().to(z.device)
+    z[keep] = d.z.detach()[keep]
+    return guard(d, z), d.defined
