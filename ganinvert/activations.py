@@ -91,6 +91,16 @@ class Activation:
         ones :mod:`ganinvert.lp.implicit` differentiates (with these weights held fixed)."""
         return self.bounds(self.forward(p), tol=torch.zeros_like(p[:, :1]))
 
+    def pinned_rows(self, p: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pinned (B, n) bool, weight (B, n))``: the rows :meth:`active_rows` pins at ``p`` with a
+        finite pre-activation, and, given an observation ``y``, that ``y`` pins too (not a
+        saturated pixel)."""
+        rows = self.active_rows(p)
+        pinned = rows.eq & torch.isfinite(rows.lo)
+        if y is not None:
+            pinned &= self.bounds(y, tol=torch.zeros_like(y[:, :1])).eq
+        return pinned, rows.weight
+
     def inverse(self, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The pre-activation of ``y`` (B, n) on the branch the pre-activation ``p`` lies on,
         differentiable in ``y``; meaningful on the rows :meth:`active_rows` pins."""

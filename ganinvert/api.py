@@ -224,7 +224,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             gets status INVALID). Adapter errors from :func:`ganinvert.to_chain`.
         InversionError, SolverError: with ``throw=True`` only.
     """
-    if differentiable and torch._C._are_functorch_transforms_active():
+    # torch has no public test for "inside vmap/grad"; this private one exists since torch 2.0
+    if differentiable and getattr(torch._C, "_are_functorch_transforms_active", lambda: False)():
         raise InvalidInputError("Expected: invert(differentiable=True) outside torch.func transforms, Got: a call "
                                 "under vmap/grad/jacrev. The solvers branch on the data, so they cannot be "
                                 "vmapped; Fix: loop over the batch, or use torch.autograd on the result")
@@ -257,7 +258,7 @@ def _invert(generator, x, budget: Budget, t0: float, **options) -> InversionResu
         result.z = z.reshape(-1, *job.image_chain.in_shape).to(job.dtype)
         result.x_hat = job.graph_chain.forward(z).to(job.dtype)
         result.differentiable = defined
-        if not job.batched:
+        if not job.batched:  # differentiable stays (1,), like residual and status
             result.z, result.x_hat = result.z[0], result.x_hat[0]
     result.timings["total"] = time.perf_counter() - t0
     return result
@@ -305,7 +306,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     graph_chain = chain.to(dtype=torch.float64, device=x.device) if differentiable else None
-    chain = chain.to(dtype=torch.float64, device=x.device).detach()  # what the solvers work on
+    chain = (graph_chain or chain.to(dtype=torch.float64, device=x.device)).detach()  # what the solvers work on
     x_graph = xb.to(torch.float64).reshape(xb.shape[0], -1) if differentiable else None
     x64 = xb.detach().to(torch.float64).reshape(xb.shape[0], -1)  # (B, n)
     obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], x.device)

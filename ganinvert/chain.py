@@ -84,14 +84,19 @@ class Chain:
         previous activation (``[0, inf)`` after a ReLU)."""
         return (-math.inf, math.inf) if i == 0 else self.layers[i - 1].act.range
 
+    def walk(self, z: torch.Tensor, *, layers: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The one forward loop: ``[(pre-activation, output)]`` of every layer (of the first
+        ``layers``), flat ``(B, n_i)`` each, for ``z`` (B, *in_shape)."""
+        h, out = z.reshape(z.shape[0], -1), []  # (B, k)
+        for layer in self.layers[:layers]:
+            p = layer.op.matvec(h) + layer.bias
+            h = layer.act.forward(p)
+            out.append((p, h))
+        return out
+
     def forward_all(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Flat outputs of every layer, ``[(B, n_1), ..., (B, n_L)]``, for ``z`` (B, *in_shape)."""
-        h = z.reshape(z.shape[0], -1)  # (B, k)
-        outs = []
-        for layer in self.layers:
-            h = layer.forward(h)
-            outs.append(h)
-        return outs
+        return [h for _, h in self.walk(z)]
 
     def relative_residual(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``||G(z) - x||_2 / ||x||_2`` per sample, for flat ``z`` (B, k) and ``x`` (B, n)."""

@@ -21,6 +21,9 @@ class Inversion(nn.Module):
     (:mod:`ganinvert.lp.implicit` says what the gradient is, per sample). A GAN-range projection
     used as a defence is ``Inversion(G)(x).x_hat``; attacks on it get true gradients.
 
+    A :class:`~ganinvert.Chain` passed instead of a module holds plain tensors: they are not the
+    module's parameters or buffers (``.to()`` and ``state_dict`` do not see them).
+
     It does not work under ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``): the
     solvers branch on the data. Use ``torch.autograd`` on the result, and a loop for per-sample
     Jacobians.
@@ -44,7 +47,7 @@ class Inversion(nn.Module):
             if key in options:
                 raise InvalidInputError(f"Expected: Inversion(generator, **options) without {key}=, Got: {key}="
                                         f"{options[key]!r}. The module is always differentiable and reports "
-                                        "per sample; call ganinvert.invert for other settings")
+                                        f"per sample. Fix: drop {key}=, or call ganinvert.invert for that setting")
         if isinstance(generator, nn.Module):
             self.generator = generator
         else:
@@ -56,6 +59,15 @@ class Inversion(nn.Module):
         the autograd graph."""
         generator = self.generator if "generator" in self._modules else self._chain
         return invert(generator, x, differentiable=True, **self.options)
+
+    def train(self, mode: bool = True) -> "Inversion":
+        """Switch the module's mode, but keep the generator in eval mode: the inversion needs its
+        BatchNorm statistics frozen (a generator in training mode is refused). Train a generator
+        through the inversion by optimising its parameters; its mode stays eval."""
+        super().train(mode)
+        if "generator" in self._modules:
+            self.generator.eval()
+        return self
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())

@@ -38,7 +38,7 @@ from typing import Callable
 import torch
 
 from ..chain import Chain
-from ..errors import NotDifferentiableError
+from ..errors import LayerTooLargeError, NotDifferentiableError
 from .fastpath import cholesky_full_rank
 from .problem import LayerProblem, WeightedGram
 
@@ -66,8 +66,11 @@ class _LeastSquares(torch.autograd.Function):
         gram = WeightedGram(A)(w2)  # (B, k, k)
         both = free.unsqueeze(2) & free.unsqueeze(1)
         eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(B, k, k)
-        G = torch.where(both, gram, torch.zeros_like(gram)) + eye * (~free).unsqueeze(1).to(A.dtype)
-        L, full, _ = cholesky_full_rank(G, rank_rtol)  # the fixed inputs' unit diagonal is well conditioned
+        G = torch.where(both, gram, torch.zeros_like(gram))
+        # the fixed inputs' rows: the free block's mean diagonal, so the rank test stays scale-free
+        mean = G.diagonal(dim1=1, dim2=2).sum(1) / free.sum(1).clamp(min=1)
+        G = G + eye * ((~free).to(A.dtype) * mean[:, None]).unsqueeze(1)
+        L, full, _ = cholesky_full_rank(G, rank_rtol)
         ok = full & torch.isfinite(s).all(1)
         L = torch.where(ok[:, None, None], L, eye)  # a harmless factor where the rows do not pin u
         rhs = ((w2 * torch.nan_to_num(s)) @ A) * free
@@ -82,7 +85,8 @@ class _LeastSquares(torch.autograd.Function):
         g = torch.where(free & ok[:, None], g, torch.zeros_like(g))
         lam = torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1) * free  # G lam = g
         w_a_lam = w2 * (lam @ A.T)  # (B, n)
-        r = torch.where(w2 > 0, t - b - u @ A.T, torch.zeros_like(t))  # residual of the pinned rows
+        # residual of the pinned rows (a sample without a gradient may hold inf: 0 * inf is nan)
+        r = torch.where((w2 > 0) & ok[:, None], t - b - u @ A.T, torch.zeros_like(t))
         dA = (w2 * r).T @ lam - w_a_lam.T @ u if ctx.needs_input_grad[1] else None
         db = -w_a_lam.sum(0) if ctx.needs_input_grad[2] else None
         return w_a_lam, dA, db, None, None, None, None
@@ -122,13 +126,9 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
 
     B = x.shape[0]
     with torch.no_grad():
-        plain = chain.detach()
-        pre, u = [], z.detach()
-        for layer in plain.layers:
-            p = layer.op.matvec(u) + layer.bias
-            pre.append(p)
-            u = layer.act.forward(p)
-        ins = [z.detach()] + [plain.layers[i].act.forward(pre[i]) for i in range(len(chain) - 1)]
+        steps = chain.detach().walk(z.detach())
+        pre = [p for p, _ in steps]
+        ins = [z.detach()] + [h for _, h in steps[:-1]]
     defined = torch.ones(B, dtype=torch.bool, device=x.device)
     reasons = [""] * B
     last = len(chain) - 1
@@ -136,12 +136,10 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
     def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
         layer = chain.layers[i]
         n, k = A.shape
-        rows_b = layer.act.active_rows(pre[i])
-        pinned = rows_b.eq & torch.isfinite(rows_b.lo)
-        if i == last:  # the observation must pin the row too (a saturated or zero pixel does not)
-            pinned &= layer.act.bounds(x.detach(), tol=torch.zeros_like(x[:, :1])).eq
-            if observed is not None:
-                pinned &= observed
+        # the last layer's rows must be pinned by the observation too (not a saturated pixel)
+        pinned, weight = layer.act.pinned_rows(pre[i], x.detach() if i == last else None)
+        if i == last and observed is not None:
+            pinned &= observed
         lo, hi = chain.input_range(i)
         free = torch.ones_like(ins[i], dtype=torch.bool)
         u_fix = torch.zeros_like(ins[i])
@@ -161,7 +159,7 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
         defined.logical_and_(~short)
         if k > MAX_INPUT:
             return torch.zeros(B, k, dtype=x.dtype, device=x.device), torch.ones(B, dtype=torch.bool)
-        w2 = torch.where(pinned, rows_b.weight ** 2, torch.zeros_like(rows_b.weight))
+        w2 = torch.where(pinned, weight ** 2, torch.zeros_like(weight))
         t = torch.where(pinned, layer.act.inverse(y, pre[i]), torch.zeros_like(y))
         u, ok = _LeastSquares.apply(t, A, layer.bias, w2, free, u_fix, rank_rtol)
         for j in (defined & ~ok).nonzero().flatten().tolist():
@@ -182,45 +180,53 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
     return Differentiated(z=out, defined=defined.cpu(), reasons=reasons)
 
 
+def _kkt(H: torch.Tensor, Cw: torch.Tensor) -> torch.Tensor:
+    """The KKT matrix ``[[H, -Cw^T], [Cw, 0]]`` of ``min z^T H z / 2 - g^T z`` with walls ``Cw z = d``."""
+    m = Cw.shape[0]
+    return torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, H.new_zeros(m, m)], 1)])
+
+
 def _active_set_qp(H: torch.Tensor, g: torch.Tensor, C: torch.Tensor, d: torch.Tensor, z: torch.Tensor, *,
-                   max_iter: int = 200) -> tuple[torch.Tensor, list[int]] | None:
-    """``min z^T H z / 2 - g^T z`` s.t. ``C z >= d``, from a feasible ``z`` (one sample, small ``k``):
-    the primal active-set method (Nocedal & Wright, Algorithm 16.3). Returns ``(z, working set)``
-    at the optimum, or None if it does not settle within ``max_iter`` steps."""
+                   max_iter: int = 200) -> list[int] | None:
+    """``min z^T H z / 2 - g^T z`` s.t. ``C z >= d``, from a feasible ``z`` (one sample, small ``k``,
+    on the CPU): the primal active-set method (Nocedal & Wright, Algorithm 16.3). Returns the
+    working set at the optimum, or None if it does not settle within ``max_iter`` steps."""
     k, work = z.shape[0], []
-    scale = 1e-9 * (1 + C.abs().amax())
+    in_work = torch.zeros(C.shape[0], dtype=torch.bool)
+    scale = 1e-9 * (1 + (C.abs().amax().item() if C.numel() else 0.0))
     for _ in range(max_iter):
-        Cw = C[work]
-        K = torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, torch.zeros(len(work), len(work), dtype=H.dtype)], 1)])
-        sol = torch.linalg.lstsq(K, torch.cat([g, d[work]]).unsqueeze(-1)).solution.squeeze(-1)
+        sol = torch.linalg.lstsq(_kkt(H, C[work]), torch.cat([g, d[work]]).unsqueeze(-1)).solution.squeeze(-1)
         step, lam = sol[:k] - z, sol[k:]
         if step.norm() <= 1e-12 * (1 + z.norm()):
             if not work or lam.min() >= -1e-12 * (1 + lam.abs().max()):
-                return z, work
-            work.pop(int(lam.argmin()))  # a constraint that holds z back the wrong way: release it
+                return work
+            in_work[work.pop(int(lam.argmin()))] = False  # a wall holding z back the wrong way: release it
             continue
         slack, rate = C @ z - d, C @ step
-        block = (rate < -scale) & ~torch.isin(torch.arange(C.shape[0]), torch.tensor(work, dtype=torch.long))
+        block = (rate < -scale) & ~in_work
         alpha, j = 1.0, -1
         if block.any():
-            ratios = torch.where(block, slack.clamp(min=0) / -rate, torch.full_like(slack, float("inf")))
+            ratios = torch.where(block, slack.clamp(min=0) / -rate, torch.full_like(slack, math.inf))
             j = int(ratios.argmin())
             alpha = min(1.0, float(ratios[j]))
         z = z + alpha * step
         if alpha < 1.0:
             work.append(j)
+            in_work[j] = True
     return None
 
 
 def region_projection(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: torch.Tensor | None = None,
                       rank_rtol: float = 1e-8) -> Differentiated:
-    """For samples without ``G(z) = x``: the least-squares projection of ``x`` onto the image of the
-    closure of z's activation region, on the graph. There the generator is affine, so this is a
-    convex QP over the region's polyhedron (the rows of the activation-pattern LP, with the
-    pinned output rows in the objective): solved by an active-set method, then differentiated
-    implicitly through its active constraints (the KKT system of the hidden units held at 0 and
-    the pinned rows). It fits ``x`` at least as well as ``z`` (which is feasible), and equals ``z``
-    where ``z`` already minimises the misfit in its region.
+    """For samples without ``G(z) = x``: the least-squares fit of ``x`` by the generator on the
+    closure of z's activation region (every layer's pattern, the output's included), on the
+    graph. There the generator is affine, so this is a convex QP: the rows of the
+    activation-pattern LP as walls, the output rows ``z`` pins as the objective (weighted in
+    pre-activation units, as the LPs weigh them: the pixel misfit itself for ReLU, LeakyReLU and
+    linear outputs). Solved by an active-set method from ``z``, then differentiated implicitly
+    through its active set (the KKT system of the walls it rests on). Kept only where it fits
+    ``x`` (in pixels) at least as well as ``z``; it is ``z`` where ``z`` already minimises the misfit
+    in its region.
 
     Args:
         chain: float64, its tensors on the graph; hidden activations piecewise linear (else no
@@ -228,55 +234,63 @@ def region_projection(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observe
         x: ``(B, n)`` observations on the graph; z: ``(B, k)`` the latents found.
         observed: ``(B, n)`` bool, the observed pixels (None: all).
     """
-    from .pattern import _hidden_pass, applies, pattern_problem
+    from .pattern import applies, hidden_patterns, pattern_problem
 
     B, k = z.shape
     plain = chain.detach()
     if not applies(plain):
         why = "no G(z) = x, and hidden activations that are not piecewise linear have no region to project on"
         return Differentiated(z=z.detach().clone(), defined=torch.zeros(B, dtype=torch.bool), reasons=[why] * B)
-    last = chain.layers[-1]
+    act = chain.layers[-1].act
     with torch.no_grad():
-        pats, h = _hidden_pass(plain, z)
+        pats, h = hidden_patterns(plain, z)
         p = plain.layers[-1].op.matvec(h) + plain.layers[-1].bias
-        rows = last.act.active_rows(p)
-        pinned = rows.eq & torch.isfinite(rows.lo) & last.act.bounds(x.detach(), tol=torch.zeros_like(x[:, :1])).eq
-        if observed is not None:
-            pinned &= observed
-    t = torch.where(pinned, last.act.inverse(x, p), torch.zeros_like(x))
-    open_ = torch.full_like(t, math.inf)
+        rows = act.active_rows(p)  # pinned rows fitted, the others' one-sided bounds kept as walls
+        seen = torch.ones_like(rows.eq) if observed is None else observed
+        fit = rows.eq & torch.isfinite(rows.lo) & seen
+        inf = torch.full_like(p, math.inf)
+    t = act.inverse(x, p)
     prob = pattern_problem(chain, pats, x.detach(), tol=torch.zeros(B, dtype=x.dtype, device=x.device),
-                           out_bounds=(torch.where(pinned, t, -open_), torch.where(pinned, t, open_), rows.weight))
-    fit = prob.eq & torch.isfinite(prob.lo)  # the objective's rows: the pinned pixels
-    up, down = torch.isfinite(prob.hi) & ~fit, torch.isfinite(prob.lo) & ~fit  # the region's walls
+                           out_bounds=(torch.where(fit, t, torch.where(seen & ~rows.eq, rows.lo, -inf)),
+                                       torch.where(fit, t, torch.where(seen & ~rows.eq, rows.hi, inf)), rows.weight))
+    n_out = p.shape[1]
+    is_fit = torch.cat([torch.zeros(B, prob.lo.shape[1] - n_out, dtype=torch.bool, device=p.device), fit], 1)
+    up, down = torch.isfinite(prob.hi) & ~is_fit, torch.isfinite(prob.lo) & ~is_fit  # the walls
     outs, ok, reasons = [], torch.zeros(B, dtype=torch.bool), [""] * B
     for i in range(B):
         A, b, w2 = prob.A[i], prob.b[i], prob.w[i].detach() ** 2
-        Af, tf = A[fit[i]], prob.lo[i][fit[i]]
-        C = torch.cat([-A[up[i]], A[down[i]]])  # C z >= d: the region, p <= hi and p >= lo
+        Af, tf, wf = A[is_fit[i]], prob.lo[i][is_fit[i]], w2[is_fit[i]]
+        C = torch.cat([-A[up[i]], A[down[i]]])  # C z >= d: p <= hi and p >= lo on every wall
         d = torch.cat([b[up[i]] - prob.hi[i][up[i]], prob.lo[i][down[i]] - b[down[i]]])
-        H = (Af.T * w2[fit[i]]) @ Af
-        g = (Af.T * w2[fit[i]]) @ (tf - b[fit[i]])
-        Hd, gd, Cd, dd = H.detach(), g.detach(), C.detach(), d.detach()
-        if not bool(cholesky_full_rank(Hd[None], rank_rtol)[1][0]):
+        if act.kinked:  # a fitted output row keeps its branch too (p >= 0 on, <= 0 off), or its
+            sign = (p[i][fit[i]] >= 0).to(A.dtype) * 2 - 1  # fit in pre-activation units is not the pixels'
+            C = torch.cat([C, sign[:, None] * Af])
+            d = torch.cat([d, -sign * b[is_fit[i]]])
+        H, g = (Af.T * wf) @ Af, (Af.T * wf) @ (tf - b[is_fit[i]])
+        Hd, gd, Cd, dd = (v.detach().cpu() for v in (H, g, C, d))
+        work = _active_set_qp(Hd, gd, Cd, dd, z[i].detach().cpu()) if bool(
+            cholesky_full_rank(Hd[None], rank_rtol)[1][0]) else None
+        if work is not None and work and int(torch.linalg.matrix_rank(Cd[work])) < len(work):
+            work = None
+        if work is None:
             outs.append(z[i].detach())
-            reasons[i] = "the region's linearization does not pin z (rank deficient)"
+            reasons[i] = ("no G(z) = x, and the projection onto z's activation region is not pinned there (rank "
+                          "deficient or degenerate walls)")
             continue
-        found = _active_set_qp(Hd, gd, Cd, dd, z[i].detach())
-        if found is None:
-            outs.append(z[i].detach())
-            reasons[i] = "the projection onto the activation region did not settle"
-            continue
-        work = found[1]
-        if work and int(torch.linalg.matrix_rank(Cd[work])) < len(work):
-            outs.append(z[i].detach())
-            reasons[i] = "the projection's active walls are degenerate (linearly dependent)"
-            continue
-        Cw = C[work]  # on the graph: the KKT system of the active set, differentiated by autograd
-        K = torch.cat([torch.cat([H, -Cw.T], 1), torch.cat([Cw, torch.zeros(len(work), len(work), dtype=H.dtype)], 1)])
-        outs.append(torch.linalg.solve(K, torch.cat([g, d[work]]))[:k])
+        # on the graph: the KKT system of the active set, differentiated by autograd
+        outs.append(torch.linalg.solve(_kkt(H, C[work]), torch.cat([g, d[work]]))[:k])
         ok[i] = True
-    return Differentiated(z=torch.stack(outs), defined=ok, reasons=reasons)
+    zq = torch.stack(outs)
+    with torch.no_grad():  # in pixels, never worse than the inverter's answer
+        def misfit(v):
+            r = plain.forward_all(v)[-1] - x.detach()
+            return (r if observed is None else r * observed).norm(dim=1)
+        worse = (misfit(zq.detach()) > misfit(z) * (1 + 1e-9) + 1e-12).cpu() & ok
+    for i in worse.nonzero().flatten().tolist():
+        reasons[i] = ("no G(z) = x, and the region's least-squares point (in pre-activation units) fits x worse "
+                      "in pixels than the latent found")
+    ok &= ~worse
+    return Differentiated(z=torch.where(ok.to(z.device)[:, None], zq, z.detach()), defined=ok, reasons=reasons)
 
 
 class _Guard(torch.autograd.Function):
@@ -296,9 +310,9 @@ class _Guard(torch.autograd.Function):
         if bad.any():
             idx = bad.nonzero().flatten().tolist()
             raise NotDifferentiableError(
-                f"a gradient reached {len(idx)} sample(s) whose answer is not locally a function of x "
-                f"(first: sample {idx[0]}: {ctx.why[idx[0]]}). Expected gradients only through samples "
-                "with result.differentiable True; Fix: select them, e.g. res.z[res.differentiable]")
+                f"Expected: gradients only through samples with result.differentiable True, Got: a gradient "
+                f"reaching {len(idx)} sample(s) whose answer is not locally a function of x (first: sample "
+                f"{idx[0]}: {ctx.why[idx[0]]}). Fix: select them, e.g. res.z[res.differentiable] for a batch")
         return torch.where(ctx.defined[:, None], g, torch.zeros_like(g)), None, None, None
 
 
@@ -332,18 +346,25 @@ def attach(chain: Chain, x_graph: torch.Tensor, x: torch.Tensor, z: torch.Tensor
         fit = chain.detach().forward_all(z)[-1] - x
         fit = fit if observed is None else fit * observed
         solved = (fit.norm(dim=1) <= rtol * x.norm(dim=1)).cpu() & valid
-    d = differentiate(chain, xg, z, observed=observed, lp_layer=lp_layer, rtol=rtol)
-    d.defined &= solved
-    rows = (valid & ~solved).nonzero().flatten()
-    if rows.numel():
-        r = rows.to(x.device)
-        p = region_projection(chain, xg[r], z[r], observed=None if observed is None else observed[r])
-        d.z = d.z.index_put((r,), p.z)
-        d.defined[rows] = p.defined
-        for j, i in enumerate(rows.tolist()):
-            d.reasons[i] = p.reasons[j]
-    for i, why in enumerate(invalid):
-        d.reasons[i] = why or d.reasons[i]
-    keep = d.defined.nonzero().flatten().to(z.device)
-    z[keep] = d.z.detach()[keep]
-    return guard(d, z), d.defined
+    B = z.shape[0]
+    out = Differentiated(z=z.detach().clone(), defined=torch.zeros(B, dtype=torch.bool), reasons=list(invalid))
+    for rows, answer in ((solved, "layers"), (valid & ~solved, "region")):
+        idx = rows.nonzero().flatten()
+        if not idx.numel():
+            continue
+        r = idx.to(z.device)
+        obs = None if observed is None else observed[r]
+        try:
+            part = (differentiate(chain, xg[r], z[r], observed=obs, lp_layer=lp_layer, rtol=rtol) if answer == "layers"
+                    else region_projection(chain, xg[r], z[r], observed=obs))
+        except LayerTooLargeError as e:  # a layer too large to write down has no active set to solve
+            for i in idx.tolist():
+                out.reasons[i] = f"no gradient: {e}"
+            continue
+        out.z = out.z.index_put((r,), part.z)
+        out.defined[idx] = part.defined
+        for j, i in enumerate(idx.tolist()):
+            out.reasons[i] = part.reasons[j]
+    keep = out.defined.nonzero().flatten().to(z.device)
+    z[keep] = out.z.detach()[keep]
+    return guard(out, z), out.defined

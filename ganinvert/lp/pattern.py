@@ -44,19 +44,15 @@ def applies(chain: Chain) -> bool:
     return all(layer.act.piecewise_linear for layer in chain.layers[:-1])
 
 
-def _hidden_pass(chain: Chain, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+def hidden_patterns(chain: Chain, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The on/off pattern (``p >= 0``) of every hidden layer at ``z`` and the last layer's input."""
-    out, u = [], z
-    for layer in chain.layers[:-1]:
-        p = layer.op.matvec(u) + layer.bias
-        out.append(p >= 0)
-        u = layer.act.forward(p)
-    return out, u
+    hidden = chain.walk(z, layers=len(chain) - 1)
+    return [p >= 0 for p, _ in hidden], hidden[-1][1] if hidden else z.reshape(z.shape[0], -1)
 
 
 def patterns_at(chain: Chain, z: torch.Tensor) -> list[torch.Tensor]:
     """The on/off pattern (``p >= 0``) of every hidden layer at ``z`` (B, k): ``[(B, n_l)]``."""
-    return _hidden_pass(chain, z)[0]
+    return hidden_patterns(chain, z)[0]
 
 
 def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dtype: torch.dtype,
@@ -82,7 +78,7 @@ def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = N
     exact on the activation region of ``z`` (hidden activations piecewise linear, see
     :func:`applies`). ``jacobian_chain``: the same chain in another dtype (float32) to build ``J``
     in; ``p`` and the region always come from ``chain``."""
-    pats, h = _hidden_pass(chain, z)
+    pats, h = hidden_patterns(chain, z)
     last = chain.layers[-1]
     jc = jacobian_chain or chain
     *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
