@@ -280,3 +280,14 @@ def test_off_the_range_with_no_hidden_unit_at_a_wall_the_derivative_is_the_regio
         Jp = J / w[:, None]  # d p / d z
         want = torch.linalg.solve((Jp.T * w ** 2) @ Jp, (Jp.T * w ** 2) @ (v[i] / w))
         assert torch.allclose(z_dot[i], want, rtol=1e-8, atol=1e-10)
+
+
+def test_an_invalid_sample_leaves_the_weight_gradients_finite():
+    # its inf pixel must not reach the weights as inf * 0 = nan through the batched backward
+    G = random_mlp((5, 20, 60), act="relu", out_act="leaky", seed=151)
+    x = G(latents(3, 5, seed=152)).detach()
+    x[2, 0] = float("inf")
+    res = gi.invert(G, x, differentiable=True)
+    assert res.differentiable.tolist() == [True, True, False]
+    res.z[res.differentiable].sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters())
