@@ -87,7 +87,7 @@ def main() -> None:
           f"(native: {1e3 * t_fwd_n / n:.2f} and {1e3 * t_bwd_n / n:.2f} ms/sample; "
           f"{(t_fwd_c + t_bwd_c) / (t_fwd_n + t_bwd_n):.0f} x slower)")
     names = ["x"] + [name for name, _ in G.named_parameters()]
-    worst = max(((a - b).norm() / b.norm()).item() for a, b in zip(nat, lp))
+    worst = max(((a - b).norm() / b.norm()).item() for a, b in zip(nat, lp, strict=True))
     print(f"  native vs cvxpylayers gradients ({', '.join(names)}): largest relative difference {worst:.1e}")
 
 

@@ -112,7 +112,7 @@ def main() -> None:
     fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.35 * len(rows)), squeeze=False)
     with torch.no_grad():
         preds = [C(imgs).argmax(1) for _, imgs in rows]
-    for r, ((name, imgs), pred) in enumerate(zip(rows, preds)):
+    for r, ((name, imgs), pred) in enumerate(zip(rows, preds, strict=True)):
         for c in range(n):
             ax = axes[r][c]
             ax.imshow(imgs[c, 0].detach().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)

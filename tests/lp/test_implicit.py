@@ -114,7 +114,7 @@ def test_gradcheck_on_exact_samples_of_the_paper_decoder():
     weights = [layer.op.weight.detach().clone().requires_grad_(True) for layer in chain.layers]
 
     def invert_with(*w):
-        ch = Chain(tuple(dataclasses.replace(layer, op=Dense(wi)) for layer, wi in zip(chain.layers, w)), chain.in_shape)
+        ch = Chain(tuple(dataclasses.replace(layer, op=Dense(wi)) for layer, wi in zip(chain.layers, w, strict=True)), chain.in_shape)
         return gi.invert(ch, x, differentiable=True, **AUTO).z
 
     assert torch.autograd.gradcheck(invert_with, tuple(weights), fast_mode=True)
@@ -142,7 +142,7 @@ def test_native_gradients_equal_the_layer_lps_own_differentiation(name):
     G = random_mlp(**dict(NETS[name], dims=(5, 20, 60)), seed=51)
     x = G(latents(3, 5, seed=52)).detach()
     native, lp = _both_gradients(G, x, latents(3, 5, seed=53))
-    for a, b in zip(native, lp):
+    for a, b in zip(native, lp, strict=True):
         assert _rel(a, b) <= 1e-6
 
 
@@ -152,7 +152,7 @@ def test_native_gradients_equal_the_lp_gradients_on_the_paper_decoder():
     native, lp = _both_gradients(G, x, latents(2, 20, seed=61))
     # 2e-6 measured: the reference's own precision here (diffcp's LSMR derivative at tolerance 1e-10
     # on the 784-row LP; moving the LP's stand-in for open sides moves it by 2e-6 .. 3e-4)
-    for a, b in zip(native, lp):
+    for a, b in zip(native, lp, strict=True):
         assert _rel(a, b) <= 1e-5
 
 
