@@ -8,6 +8,7 @@ shapes. Each leaf module is turned into pieces by a converter looked up by type
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -55,6 +56,49 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, self._leaf_types) or super().is_leaf_module(m, qualname)
+
+
+class _Callable(nn.Module):
+    """A generator given as a callable ``z -> x`` (a bound method such as ``vae.decode``, a
+    function, a ``functools.partial``): a module whose ``forward`` calls it, holding as submodules
+    the modules it reaches (the bound method's owner, the partial's arguments, the function's
+    globals and closure), so torch.fx traces their layers like any module's."""
+
+    def __init__(self, fn: Callable) -> None:
+        super().__init__()
+        self.fn, self.name = fn, getattr(fn, "__qualname__", None) or repr(fn)
+        for i, m in enumerate(_modules_reached(fn)):
+            self.add_module(f"reached{i}", m)
+
+    def forward(self, z):
+        return self.fn(z)
+
+
+def _modules_reached(fn) -> list[nn.Module]:
+    """The modules a callable uses, each once: its owner, partial arguments, globals, closure."""
+    found: list[nn.Module] = []
+    seen: set[int] = set()
+
+    def add(obj) -> None:
+        if isinstance(obj, nn.Module) and id(obj) not in seen:
+            seen.add(id(obj))
+            found.append(obj)
+
+    add(getattr(fn, "__self__", None))
+    if isinstance(fn, functools.partial):
+        for obj in (*fn.args, *fn.keywords.values(), *_modules_reached(fn.func)):
+            add(obj)
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        for name in code.co_names:
+            add(getattr(fn, "__globals__", {}).get(name))
+        for cell in getattr(fn, "__closure__", None) or ():
+            add(cell.cell_contents)
+    return found
+
+
+def _name(module: nn.Module) -> str:
+    return module.name if isinstance(module, _Callable) else type(module).__name__
 
 
 @dataclass(frozen=True)
@@ -170,10 +214,13 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
 
     Args:
         module: an ``nn.Module`` (``nn.Sequential`` trees, or a class whose ``forward`` is plain
-            layer calls, functional activations and reshapes), or a ``Chain`` (returned as is).
+            layer calls, functional activations and reshapes); any callable ``z -> x`` (a bound
+            method such as ``vae.decode``, a function, a ``functools.partial``), traced with the
+            modules it reaches; or a ``Chain`` (returned as is).
         latent_shape: per-sample latent shape; inferred from the first layer when omitted
             (``(k,)`` before a Linear, ``(C, 1, 1)`` or ``(C,)`` before a convolution).
-        converters: extra ``{ModuleType: converter}`` entries, consulted before the defaults.
+        converters: extra ``{ModuleType: converter}`` entries; they take precedence over the
+            built-in ones for the same type.
         check: compare ``chain(z)`` with ``module(z)`` on random latents.
         seed: seed of those latents.
         differentiable: keep the chain's weights attached to the module's parameters, so that
@@ -189,16 +236,24 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     if isinstance(module, Chain):
         return module
     if not isinstance(module, nn.Module):
-        raise TypeError(f"Expected: a torch.nn.Module or ganinvert.Chain, Got: {type(module).__name__}")
+        if not callable(module):
+            raise UnsupportedLayerError(f"Expected: a torch.nn.Module, a callable z -> x (e.g. vae.decode) or a "
+                                        f"ganinvert.Chain, Got: {type(module).__name__}")
+        module = _Callable(module)
+        if not len(module._modules):
+            raise UnsupportedLayerError(
+                f"Expected: a callable z -> x that runs torch modules (a bound method, or a function or partial "
+                f"whose arguments, globals or closure hold them), Got: {module.name}, which reaches none. Fix: pass "
+                "the generator module itself, or a method of it such as vae.decode")
     _check_modes(module)
-    table = {**(converters or {}), **DEFAULT_CONVERTERS}
+    table = {**DEFAULT_CONVERTERS, **(converters or {})}  # the caller's entries win
     try:
         gm = fx.GraphModule(module, _Tracer(table).trace(module))
     except UnsupportedLayerError:
         raise
     except Exception as e:  # fx raises many types for data-dependent control flow
         raise UnsupportedLayerError(
-            f"could not trace {type(module).__name__}.forward with torch.fx ({type(e).__name__}: "
+            f"could not trace {_name(module)} with torch.fx ({type(e).__name__}: "
             f"{e}). Hint: write the generator as nn.Sequential or a forward without data-dependent "
             "control flow, or pass a ganinvert.Chain.") from e
 
@@ -214,7 +269,7 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
         why = "".join(f"; on {(_PROBE_BATCH, *s)}: {type(e).__name__}: {e}" for s, e in errors.items())
         last = next(reversed(errors.values()), None)  # the cause shown in the traceback
         raise ShapeMismatchError(
-            f"could not run {type(module).__name__} on latents of shape "
+            f"could not run {_name(module)} on latents of shape "
             f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass latent_shape=(...).") from last
     in_shape = probe_ok[0]
 
@@ -276,7 +331,7 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
         states[node] = state
     layers = state.finish()
     if not layers:
-        raise UnsupportedLayerError(f"{type(module).__name__} has no layers to invert.")
+        raise UnsupportedLayerError(f"{_name(module)} has no layers to invert.")
     return Chain(tuple(layer.to(device=device) for layer in layers), tuple(in_shape))
 
 
@@ -293,6 +348,6 @@ def _check(chain: Chain, module: nn.Module, dtype, device, gen) -> None:
     scale = want.abs().max().item() + 1.0
     if not err <= rtol * scale:
         raise ChainMismatchError(
-            f"the layer chain does not reproduce {type(module).__name__}: max |chain(z) - module(z)| "
+            f"the layer chain does not reproduce {_name(module)}: max |chain(z) - module(z)| "
             f"= {err:.3g} (allowed {rtol * scale:.3g}). Hint: forward may do something the trace "
             "did not record (in-place edits, Python-side constants); pass a ganinvert.Chain instead.")

@@ -167,8 +167,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
 
     Args:
-        generator: an ``nn.Module`` in eval mode (see :func:`ganinvert.to_chain`) or a ``Chain``
-            (convert once with ``to_chain`` when inverting many batches).
+        generator: an ``nn.Module`` in eval mode, any callable ``z -> x`` such as ``vae.decode``
+            (see :func:`ganinvert.to_chain`), or a ``Chain`` (convert once with ``to_chain`` when
+            inverting many batches).
         x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device.
         method: ``"layerwise"`` (exact, default), ``"adam"`` (baseline), or an inverter
             instance carrying options, e.g. ``ganinvert.Layerwise(solver="highs")``.

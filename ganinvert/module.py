@@ -51,13 +51,13 @@ class Inversion(nn.Module):
         if isinstance(generator, nn.Module):
             self.generator = generator
         else:
-            self._chain = generator  # a Chain holds plain tensors, not parameters
+            self._generator = generator  # a Chain or a callable: not registered as a submodule
         self.options = dict(options)
 
     def forward(self, x: torch.Tensor) -> InversionResult:
         """Invert ``x`` (``(B, *out)`` or one ``(*out)``); the result's ``z`` and ``x_hat`` carry
         the autograd graph."""
-        generator = self.generator if "generator" in self._modules else self._chain
+        generator = self.generator if "generator" in self._modules else self._generator
         return invert(generator, x, differentiable=True, **self.options)
 
     def train(self, mode: bool = True) -> "Inversion":

@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +10,7 @@ from ganinvert import activations as acts
 from ganinvert.converters import DEFAULT_CONVERTERS, Affine
 from ganinvert.operators import Diagonal
 
-from .conftest import DCGANish
+from .conftest import DCGANish, latents, random_mlp
 
 
 def _bn1d(n):
@@ -174,3 +176,54 @@ def test_a_module_that_runs_on_no_latent_shape_keeps_the_underlying_error():
                                                     r"on \(3, 5\): RuntimeError: mat1 and mat2.*latent_shape") as e:
         gi.to_chain(G)
     assert isinstance(e.value.__cause__, RuntimeError)
+
+
+class _VAE(nn.Module):
+    """A VAE exposing its decoder as a method, as most VAE code does."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        self.enc = nn.Linear(40, 8)
+        self.dec = random_mlp((5, 20, 40), act="relu", out_act="tanh", seed=seed)
+
+    def decode(self, z):
+        return self.dec(z)
+
+
+def _decode_with(model, z):
+    return model(z)
+
+
+_GLOBAL_VAE = _VAE(seed=3).double().eval()
+
+
+def _decode_global(z):
+    return _GLOBAL_VAE.decode(z)
+
+
+@pytest.mark.parametrize("kind", ["bound method", "partial", "function using a global"])
+def test_any_callable_z_to_x_is_traced_with_the_modules_it_reaches_and_inverts_exactly(kind):
+    vae = _GLOBAL_VAE
+    fn = {"bound method": vae.decode, "partial": functools.partial(_decode_with, vae.dec),
+          "function using a global": _decode_global}[kind]
+    z = latents(3, 5, seed=4)
+    res = gi.invert(fn, fn(z).detach())
+    assert [s.name for s in res.status] == ["EXACT"] * 3
+    assert (res.z - z).abs().max() <= 1e-9
+
+
+def test_a_callable_that_runs_no_module_is_refused_with_the_fix():
+    with pytest.raises(gi.UnsupportedLayerError, match=r"Got: .*<lambda>, which reaches none\. Fix: pass the generator"):
+        gi.to_chain(lambda z: torch.sin(z))
+
+
+def test_a_user_converter_takes_precedence_over_the_built_in_one():
+    calls = []
+
+    def mine(m, in_shape):
+        calls.append(type(m).__name__)
+        return DEFAULT_CONVERTERS[nn.Linear](m, in_shape)
+
+    G = random_mlp((5, 20, 40), seed=5)
+    gi.to_chain(G, converters={nn.Linear: mine})
+    assert calls == ["Linear", "Linear"]
