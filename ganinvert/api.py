@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -33,9 +34,10 @@ def default_rtol(dtype: torch.dtype) -> float:
 
 
 def _resolve_method(method: str | Inverter, *, norm: str | None, noise: float | None,
-                    measurement: object, mask: object) -> Inverter:
+                    measurement: object, mask: object, seed: int) -> Inverter:
     """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP,
-    ``measurement`` makes ``auto`` the default."""
+    ``measurement`` makes ``auto`` the default; an inverter named by a string takes ``seed`` (an
+    instance keeps its own)."""
     default = isinstance(method, str) and method == "layerwise"
     if norm is not None or noise is not None:
         if not default:
@@ -48,11 +50,12 @@ def _resolve_method(method: str | Inverter, *, norm: str | None, noise: float | 
             raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
                                     "Fix: fold a mask into M (keep its observed rows)")
         if default:
-            method = Auto()
+            method = Auto(seed=seed)
     if isinstance(method, Inverter):
         return method
     if isinstance(method, str) and method in INVERTERS:
-        return INVERTERS[method]()
+        cls = INVERTERS[method]
+        return cls(seed=seed) if "seed" in inspect.signature(cls).parameters else cls()
     raise InvalidInputError(f"unknown method {method!r}; Expected one of {sorted(INVERTERS)} "
                             "or an Inverter instance such as ganinvert.Layerwise(solver='highs')")
 
@@ -199,7 +202,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         check_chain: verify the chain against the module on random latents.
         throw: raise :class:`InversionError` unless every sample has ``G(z) = x``
             (:class:`SolverError`, a subclass, when a solver broke down on some sample).
-        seed: seed of the chain check.
+        seed: seed of every random stream: the chain check's latents, and the starts of an inverter
+            named by a string (``method="adam"``, ``"auto"``...; an inverter instance keeps the
+            seed it was built with).
         time_limit: seconds for the whole call, or None. The inverter's loops stop at the limit
             (within one LP round); samples still without ``G(z) = x`` come back with their best
             ``z``, status APPROXIMATE and a message naming the limit (:mod:`ganinvert.budget`).
@@ -294,7 +299,7 @@ class _Job:
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
              check_chain, seed, differentiable) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
-    inverter = _resolve_method(method, norm=norm, noise=noise, measurement=measurement, mask=mask)
+    inverter = _resolve_method(method, norm=norm, noise=noise, measurement=measurement, mask=mask, seed=seed)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
     if differentiable and measurement is not None:

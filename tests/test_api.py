@@ -114,3 +114,12 @@ def test_throw_names_a_solver_breakdown_as_solver_error():
     with pytest.raises(gi.SolverError, match=r"2 of 2 samples.*sample 0: FAILED: layer 1: HiGHS"):
         gi.invert(G, x, method=gi.Layerwise(solver="highs", solver_options={"max_iter": 1}), throw=True)
     assert issubclass(gi.SolverError, gi.InversionError) and issubclass(gi.SolverError, RuntimeError)
+
+
+def test_seed_governs_the_random_starts_of_an_inverter_named_by_a_string():
+    G = random_mlp((5, 20, 60), seed=3)
+    x = G(latents(4, 5, seed=4)).detach()
+    run = lambda seed: gi.invert(G, x, method="adam", seed=seed).z  # noqa: E731
+    a, b, c = run(1), run(2), run(1)
+    assert torch.equal(a, c)  # one seed: the same bits
+    assert not torch.equal(a, b)  # two seeds: different starts, different ends

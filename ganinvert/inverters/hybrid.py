@@ -50,13 +50,14 @@ class Hybrid(Inverter):
         adam: the refinement stage (default ``Adam(steps=300, lr=0.05, restarts=8)``: the first
             restart starts at the layer-wise estimate, the others at random, so a poor LP point
             (an observation outside the range) cannot do worse than Adam from random starts).
+        seed: the default Adam's random starts.
     """
 
     name = "hybrid"
 
-    def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None) -> None:
+    def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None, seed: int = 0) -> None:
         self.layerwise = layerwise or Layerwise()
-        self.adam = adam or Adam(steps=300, lr=0.05, restarts=8)
+        self.adam = adam or Adam(steps=300, lr=0.05, restarts=8, seed=seed)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol, budget=budget)
