@@ -173,7 +173,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         generator: an ``nn.Module`` in eval mode, any callable ``z -> x`` such as ``vae.decode``
             (see :func:`ganinvert.to_chain`), or a ``Chain`` (convert once with ``to_chain`` when
             inverting many batches).
-        x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device.
+        x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device: the inversion
+            runs on the generator's device (x is moved there, with a logged note) and the results
+            come back on x's.
         method: ``"layerwise"`` (exact, default), ``"adam"`` (baseline), or an inverter
             instance carrying options, e.g. ``ganinvert.Layerwise(solver="highs")``.
         mask: partial observations (inpainting): bool, True where a pixel is observed, shaped
@@ -261,8 +263,8 @@ def _invert(generator, x, budget: Budget, t0: float, **options) -> InversionResu
     result = _report(job, raw, budget, timings={"adapt": t_adapt - t0, "solve": t_solve - t_adapt})
     if graph is not None:
         z, defined = graph
-        result.z = z.reshape(-1, *job.image_chain.in_shape).to(job.dtype)
-        result.x_hat = job.graph_chain.forward(z).to(job.dtype)
+        result.z = z.reshape(-1, *job.image_chain.in_shape).to(dtype=job.dtype, device=job.out_device)
+        result.x_hat = job.graph_chain.forward(z).to(dtype=job.dtype, device=job.out_device)
         result.differentiable = defined
         if not job.batched:  # differentiable stays (1,), like residual and status
             result.z, result.x_hat = result.z[0], result.x_hat[0]
@@ -287,6 +289,7 @@ class _Job:
     dtype: torch.dtype
     batched: bool
     measured: bool
+    out_device: torch.device  # x's, where the results go
     graph_chain: Chain | None = None  # differentiable=True: the chain and x on the autograd graph
     x_graph: torch.Tensor | None = None
 
@@ -311,16 +314,20 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
-    graph_chain = chain.to(dtype=torch.float64, device=x.device) if differentiable else None
-    chain = (graph_chain or chain.to(dtype=torch.float64, device=x.device)).detach()  # what the solvers work on
+    device = chain.device  # the generator's device governs; results go back to x's
+    if x.device != device:
+        logger.info("x is on %s and the generator on %s: inverting on %s", x.device, device, device)
+        xb = xb.to(device)
+    graph_chain = chain.to(dtype=torch.float64) if differentiable else None
+    chain = (graph_chain or chain.to(dtype=torch.float64)).detach()  # what the solvers work on
     x_graph = xb.to(torch.float64).reshape(xb.shape[0], -1) if differentiable else None
     x64 = xb.detach().to(torch.float64).reshape(xb.shape[0], -1)  # (B, n)
-    obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], x.device)
+    obs = None if mask is None else _mask(mask, chain.out_shape, x64.shape[0], device)
     if obs is not None:  # what is not observed is not data: zero it so validation ignores it
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
     invalid = _invalid_samples(chain, x64, rtol, slack=inverter.output_slack)
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
-                graph_chain, x_graph)
+                x.device, graph_chain, x_graph)
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,8 +368,8 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
         fit_residual = torch.where(valid, fit, nan)
     x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements
-    x_hat = x_hat.reshape(B, *job.image_chain.out_shape).to(job.dtype)
-    z = raw.z.reshape(B, *job.image_chain.in_shape).to(job.dtype)
+    x_hat = x_hat.reshape(B, *job.image_chain.out_shape).to(dtype=job.dtype, device=job.out_device)
+    z = raw.z.reshape(B, *job.image_chain.in_shape).to(dtype=job.dtype, device=job.out_device)
     one = (lambda t: t) if job.batched else (lambda t: t[0])
     return InversionResult(z=one(z), x_hat=one(x_hat), status=status, residual=residual,
                            layer_residuals=raw.layer_residuals, unique=raw.unique, methods=raw.methods,

@@ -123,3 +123,15 @@ def test_seed_governs_the_random_starts_of_an_inverter_named_by_a_string():
     a, b, c = run(1), run(2), run(1)
     assert torch.equal(a, c)  # one seed: the same bits
     assert not torch.equal(a, b)  # two seeds: different starts, different ends
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_generators_device_governs_and_results_come_back_on_xs(caplog):
+    G = random_mlp((5, 20, 60), seed=7).cuda()
+    z = latents(4, 5, seed=8)
+    x = G(z.cuda()).detach().cpu()
+    with caplog.at_level("INFO", logger="ganinvert.api"):
+        res = gi.invert(G, x)
+    assert "x is on cpu and the generator on cuda:0: inverting on cuda:0" in caplog.text
+    assert res.z.device.type == "cpu" and res.x_hat.device.type == "cpu"
+    assert [s.name for s in res.status] == ["EXACT"] * 4 and (res.z - z).abs().max() <= 1e-9
