@@ -135,3 +135,15 @@ def test_the_generators_device_governs_and_results_come_back_on_xs(caplog):
     assert "x is on cpu and the generator on cuda:0: inverting on cuda:0" in caplog.text
     assert res.z.device.type == "cpu" and res.x_hat.device.type == "cpu"
     assert [s.name for s in res.status] == ["EXACT"] * 4 and (res.z - z).abs().max() <= 1e-9
+
+
+def test_the_readmes_method_table_lists_exactly_the_names_method_takes():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("| method | what it does | when it applies |")[1].split("\n\n")[0]
+    names = [row.split("|")[1].strip().strip("`") for row in table.strip().splitlines()[1:]]
+    assert sorted(names) == sorted(gi.INVERTERS)
+    for name in names:  # and each of them is accepted
+        gi.invert(random_mlp((3, 12, 30), seed=1), random_mlp((3, 12, 30), seed=1)(latents(1, 3)).detach(),
+                  method=name, time_limit=5)
