@@ -69,6 +69,8 @@ class Activation:
     piecewise_linear = False
     #: more than one branch: a hidden unit's branch is a constraint (a region row) of the pattern LP
     kinked = False
+    #: as the output activation, has the noisy LPs' rows (:meth:`threshold_bounds`, :meth:`relax_rows`)
+    noisy_rows = False
     #: output/input width ratio from which a layer's pre-image is expected to be a single point
     #: (a rule of thumb for random-like weights, used by :func:`ganinvert.inspect`)
     min_expansion = 1.0
@@ -160,7 +162,7 @@ def _pinned(p: torch.Tensor) -> RowBounds:
 
 class Identity(Activation):
     name = "identity"
-    piecewise_linear = True
+    piecewise_linear = noisy_rows = True
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return p
@@ -182,7 +184,7 @@ class Identity(Activation):
 class ReLU(Activation):
     name = "relu"
     range = (0.0, _INF)
-    piecewise_linear = kinked = True
+    piecewise_linear = kinked = noisy_rows = True
     # about half the rows of a random layer are positive, and the positive rows must pin the input
     min_expansion = 2.0
     uninformative_reason = ("x is all zeros: for a ReLU-output generator every latent in a whole "
@@ -219,7 +221,7 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
-    piecewise_linear = kinked = True
+    piecewise_linear = kinked = noisy_rows = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         if not negative_slope > 0:

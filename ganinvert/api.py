@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -16,8 +15,9 @@ from .activations import Identity
 from .adapters import Converter, to_chain
 from .budget import Budget
 from .chain import Chain, Layer
+from .defaults import choose_inverter, for_precision
 from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
-from .inverters import INVERTERS, Auto, Inverter, Noisy
+from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
 from .lp import implicit
 from .operators import Dense
@@ -31,33 +31,6 @@ def default_rtol(dtype: torch.dtype) -> float:
     """Relative residual tolerance ``||G(z) - x|| / ||x||`` that counts as ``G(z) = x``: the
     observation cannot be more exact than its own dtype (:mod:`ganinvert.tolerances`)."""
     return tolerance(dtype).residual
-
-
-def _resolve_method(method: str | Inverter, *, norm: str | None, noise: float | None,
-                    measurement: object, mask: object, seed: int) -> Inverter:
-    """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP,
-    ``measurement`` makes ``auto`` the default; an inverter named by a string takes ``seed`` (an
-    instance keeps its own)."""
-    default = isinstance(method, str) and method == "layerwise"
-    if norm is not None or noise is not None:
-        if not default:
-            raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
-                                    f"layer-wise LP), Got: method={method!r}. Hint: pass "
-                                    "method=ganinvert.Noisy(norm=..., noise=...) or drop method")
-        method = Noisy(norm=norm or "linf", noise=noise)
-    if measurement is not None:
-        if mask is not None or norm is not None or noise is not None:
-            raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
-                                    "Fix: fold a mask into M (keep its observed rows)")
-        if default:
-            method = Auto(seed=seed)
-    if isinstance(method, Inverter):
-        return method
-    if isinstance(method, str) and method in INVERTERS:
-        cls = INVERTERS[method]
-        return cls(seed=seed) if "seed" in inspect.signature(cls).parameters else cls()
-    raise InvalidInputError(f"unknown method {method!r}; Expected one of {sorted(INVERTERS)} "
-                            "or an Inverter instance such as ganinvert.Layerwise(solver='highs')")
 
 
 def _measured(chain: Chain, M: object) -> Chain:
@@ -290,6 +263,7 @@ class _Job:
     batched: bool
     measured: bool
     out_device: torch.device  # x's, where the results go
+    note: str  # what every valid sample's message starts with ("" for none)
     graph_chain: Chain | None = None  # differentiable=True: the chain and x on the autograd graph
     x_graph: torch.Tensor | None = None
 
@@ -302,7 +276,7 @@ class _Job:
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
              check_chain, seed, differentiable) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
-    inverter = _resolve_method(method, norm=norm, noise=noise, measurement=measurement, mask=mask, seed=seed)
+    inverter = choose_inverter(method, norm=norm, noise=noise, measurement=measurement, mask=mask, seed=seed)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
     if differentiable and measurement is not None:
@@ -313,6 +287,8 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
                            seed=seed, differentiable=differentiable)
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
+    inverter, note = for_precision(inverter, image_chain, generator, x, default=isinstance(method, str) and (
+        method == "layerwise" and norm is None and noise is None and measurement is None), seed=seed)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     device = chain.device  # the generator's device governs; results go back to x's
     if x.device != device:
@@ -327,7 +303,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
     invalid = _invalid_samples(chain, x64, rtol, slack=inverter.output_slack)
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
-                x.device, graph_chain, x_graph)
+                x.device, note, graph_chain, x_graph)
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,6 +335,8 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
     residual = torch.where(valid, (diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)).cpu(), nan)
     status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)
+    if job.note:
+        messages = [m if job.invalid[i] else f"{job.note}; {m}" if m else job.note for i, m in enumerate(messages)]
     if budget.stopped_in is not None:  # the limit, not the method, left these samples open
         for i, s in enumerate(status):
             if s is Status.APPROXIMATE:

@@ -147,3 +147,14 @@ def test_the_readmes_method_table_lists_exactly_the_names_method_takes():
     for name in names:  # and each of them is accepted
         gi.invert(random_mlp((3, 12, 30), seed=1), random_mlp((3, 12, 30), seed=1)(latents(1, 3)).detach(),
                   method=name, time_limit=5)
+
+
+@pytest.mark.parametrize("out_act,path", [("relu", "norm='linf'"), ("tanh", "method='auto'")])
+def test_a_bfloat16_generator_is_inverted_as_noisy_data_and_says_so(out_act, path):
+    G = random_mlp((20, 100, 500), act="relu", out_act=out_act, seed=0).to(torch.bfloat16)
+    z = latents(4, 20, seed=1).to(torch.bfloat16)
+    res = gi.invert(G, G(z).detach())
+    assert (res.residual < 0.01).all()  # the exact LP alone: 9-36% on these
+    assert all(m.startswith(f"torch.bfloat16 rounding is noise") and path in m for m in res.messages)
+    exact = gi.invert(G, G(z).detach(), method=gi.Layerwise())  # an instance: as asked, no switch
+    assert not any("rounding is noise" in m for m in exact.messages)
