@@ -56,7 +56,7 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
             converters: Mapping[type, Converter] | None = None) -> GeneratorReport:
     """Widths, expansion ratios and which layers the exact method can invert alone.
 
-    The rule (DESIGN.md 3; Lei et al. 2019; each activation's
+    The rule (docs/design.md §3.1; Lei et al. 2019; each activation's
     :attr:`~ganinvert.activations.Activation.min_expansion`): a ReLU layer's pre-image is a point
     with high probability when it at least doubles its width (about half its rows are positive);
     an invertible activation (LeakyReLU, Tanh, Sigmoid, none) needs ``out >= in``; a contracting

@@ -1,5 +1,5 @@
 """``method="auto"``: every exact tool in turn, stopping per sample at the first answer with
-``G(z) = x`` (DESIGN.md 3, 3a):
+``G(z) = x`` (docs/design.md §3.2, §3.3):
 
 1. the layer-wise pass (certified least squares, then the layer LP). It also records each
    sample's *anchor*: how far down every layer had a single-point pre-image, and the exact output
@@ -217,7 +217,7 @@ class Auto(Inverter):
 
     def _fallback(self, chain: Chain, x: torch.Tensor, raw: RawSolution, res: torch.Tensor,
                   off: torch.Tensor, budget: Budget) -> None:
-        """The projected fallback (DESIGN.md 4) for samples ``off`` whose ``x`` is provably out of
+        """The projected fallback (docs/design.md §4.4) for samples ``off`` whose ``x`` is provably out of
         the last layer's range: the layer-wise pass has already projected every layer's target
         (its LP point is the least l_inf misfit inside the layer's input box) and finished the
         backward pass; Adam + L-BFGS on ``||G(z) - x||^2`` refines from there. The status is

@@ -1,4 +1,4 @@
-"""Noisy observations (DESIGN.md 4): the layer-wise pass with thresholds.
+"""Noisy observations (docs/design.md §4): the layer-wise pass with thresholds.
 
 Per layer, for a ReLU observation ``y = relu(A u + b) + e`` with ``|e|_inf <= eps``:
 
@@ -21,7 +21,7 @@ Per layer, for a ReLU observation ``y = relu(A u + b) + e`` with ``|e|_inf <= ep
 Joint polish (``joint=True``, default, for generators whose hidden activations are piecewise
 linear): the layer-wise pass fits each layer to a target that already carries the previous
 layer's error, so its latent error is about twice the noise. Fixing the hidden on/off pattern at
-the layer-wise estimate makes ``G`` affine in ``z`` (DESIGN.md 3) and the same thresholded fit
+the layer-wise estimate makes ``G`` affine in ``z`` (docs/design.md §3.3) and the same thresholded fit
 can be solved over all layers at once: the activation-pattern LP (``linf``, descending through
 regions as in :func:`~ganinvert.lp.pattern.solve_pattern_lp`) or least squares on the active
 output rows (``l2``). The polished ``z`` is kept only where its misfit in the chosen norm is
@@ -90,7 +90,7 @@ RELAX_COST_SCALE = 1e-2
 
 def relax_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
                   u_range: tuple[float, float]) -> LayerProblem:
-    """The l_1 ("relax") LP of DESIGN.md 4 for observation ``y`` (B, n), ``tau`` (B, 1)::
+    """The l_1 ("relax") LP of docs/design.md §4.2 for observation ``y`` (B, n), ``tau`` (B, 1)::
 
         maximise  sum_{y_j >= 2 tau} y_j a_j u   s.t.  act(A u + b) <= y + tau  (row-wise)
 

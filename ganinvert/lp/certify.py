@@ -1,4 +1,4 @@
-"""Polishing an LP point onto its active set, and the uniqueness test (DESIGN.md 2.3).
+"""Polishing an LP point onto its active set, and the uniqueness test (docs/design.md §2.3).
 
 At a feasible ``u`` the rows split into pinned rows ``E``, tight one-sided rows ``T`` and tight
 box bounds. The pre-image is the single point ``u`` iff the cone of feasible directions

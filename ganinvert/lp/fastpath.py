@@ -1,4 +1,4 @@
-"""The certified least-squares fast path (DESIGN.md 2.1).
+"""The certified least-squares fast path (docs/design.md §2.1).
 
 Least squares on the pinned rows, batched: one Gram matrix per sample (the operator is shared,
 only the row mask differs), solved by Cholesky. A sample is *certified* only when the pinned

@@ -1,7 +1,7 @@
 """HiGHS, one sample at a time: the reference solver the batched IPM is tested against, and the
 solver of the small cone LPs of the uniqueness test.
 
-Presolve is off: on these dense LPs it alone costs seconds per problem (DESIGN.md 2).
+Presolve is off: on these dense LPs it alone costs seconds per problem (docs/design.md §2.2).
 HiGHS is reached through ``scipy.optimize.linprog``: the same solver and speed as ``highspy``
 (measured: 36 ms per 784x60 layer LP both ways), without the banner ``highspy`` writes to
 stdout on first use, which a library must not do.

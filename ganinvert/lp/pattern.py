@@ -1,4 +1,4 @@
-"""The activation-pattern LP (DESIGN.md 3): with the on/off pattern of every hidden unit fixed,
+"""The activation-pattern LP (docs/design.md §3.3): with the on/off pattern of every hidden unit fixed,
 a piecewise-linear generator is affine in ``z`` on a polyhedron (the pattern's region), so
 "find ``z`` in that region with ``G(z) = x``" is one LP in ``z`` over all layers at once.
 

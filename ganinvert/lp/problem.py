@@ -9,10 +9,10 @@ range of the previous activation: ``[0, inf)`` after a ReLU, free for the latent
               u_lo <= u <= u_hi,   t >= 0
 
 With no cost (``c = 0``), ``t* = 0`` exactly when the observation has a pre-image (the
-realizable case: the pre-image is the polyhedron of DESIGN.md 2) and ``t*`` is the smallest
-weighted l_inf misfit otherwise (the noisy l_inf LP of DESIGN.md 4 with the thresholds folded
+realizable case: the pre-image is the polyhedron of docs/design.md §2) and ``t*`` is the smallest
+weighted l_inf misfit otherwise (the noisy l_inf LP of docs/design.md §4.1 with the thresholds folded
 into ``lo``/``hi``). With a cost it is the exact-penalty form of ``min c^T u`` over the
-polyhedron (the l_1 "relax" LP of DESIGN.md 4): ``t* = 0`` at the optimum whenever the
+polyhedron (the l_1 "relax" LP of docs/design.md §4.2): ``t* = 0`` at the optimum whenever the
 polyhedron is non-empty and the row multipliers of ``min c^T u`` sum to less than 1, which the
 caller ensures by scaling ``c``; ``t* > 0`` flags an empty polyhedron (or a cost scaled too
 large). The problem is always feasible, which keeps the interior-point method free of
