@@ -27,9 +27,9 @@ from collections import Counter
 import torch
 
 import ganinvert as gi
-import models
+from ganinvert import models
 from ganinvert.nets import random_dcgan64
-from models.reference import paper_decoder, reference_path
+from ganinvert.models.reference import paper_decoder, reference_path
 
 RTOL = 1e-6
 

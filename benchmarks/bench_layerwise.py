@@ -22,7 +22,7 @@ from torch import nn
 
 import ganinvert as gi
 from ganinvert import nets
-from models.reference import paper_decoder, reference_path
+from ganinvert.models.reference import paper_decoder, reference_path
 from ganinvert.lp.fastpath import lstsq_fast_path
 from ganinvert.lp.layer import make_problem
 

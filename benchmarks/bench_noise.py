@@ -19,7 +19,7 @@ import torch
 
 import ganinvert as gi
 from ganinvert.nets import random_mlp
-from models.reference import paper_decoder, reference_path
+from ganinvert.models.reference import paper_decoder, reference_path
 
 REFERENCE = reference_path()
 

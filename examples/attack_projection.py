@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 import ganinvert as gi
-from models.quality import load_classifier
-from models.registry import load
+from ganinvert.models.quality import load_classifier
+from ganinvert.models.registry import load
 
 
 def pgd(loss_fn, x: torch.Tensor, *, eps: float, steps: int) -> torch.Tensor:

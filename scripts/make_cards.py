@@ -16,9 +16,9 @@ import torch
 from torchvision.utils import save_image
 
 import ganinvert as gi
-import models
-from models import quality
-from models.registry import HERE, SPECS, checkpoint_path, sha256
+from ganinvert import models
+from ganinvert.models import quality
+from ganinvert.models.registry import HERE, SPECS, checkpoint_path, sha256
 
 MANIFEST = HERE / "manifest.json"
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ganinvert import nets
-from models.reference import paper_decoder, reference_path
+from ganinvert.models.reference import paper_decoder, reference_path
 
 REFERENCE = reference_path()
 

@@ -46,7 +46,7 @@ def test_progress_must_be_a_bool_or_none():
 def test_time_limit_stops_auto_and_keeps_each_samples_best_latent():
     # The shipped DCGAN: its last layer contracts, so every sample needs the search (about 0.15 s
     # each); 1 s is not enough for 32 samples and the limit stops it within one step.
-    import models
+    from ganinvert import models
     G = models.load("dcgan").generator.double()
     z = latents(32, 32, seed=4)
     with torch.no_grad():

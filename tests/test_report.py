@@ -1,6 +1,6 @@
 """inspect(): widths, ratios and the exact-alone verdict per layer, on known architectures."""
 
-import models
+from ganinvert import models
 import ganinvert as gi
 
 from .conftest import random_mlp

@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import models
-from models.data import load_mnist
+from ganinvert import models
+from ganinvert.models.data import load_mnist
 
 from ..inverters import Inverter
 from ..nets import random_mlp

@@ -15,9 +15,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
-import models
-from models.data import MNISTDataModule
-from models.training import make_module
+from ganinvert import models
+from ganinvert.models.data import MNISTDataModule
+from ganinvert.models.training import make_module
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from ganinvert.app import train
-from models.registry import SPECS
+from ganinvert.models.registry import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 

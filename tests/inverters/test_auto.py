@@ -105,7 +105,7 @@ def test_auto_solves_the_tutorial_mlp_gan_below_its_pinned_hidden_layer():
     # 64-256-256-784 (ReLU, ReLU, Tanh), trained: the Tanh layer pins h2 exactly, the square
     # middle layer does not pin h1 (few of h2's units are on). The search runs on 64-256-256
     # against h2; G(z) = x is reached but z = z* can never be certified.
-    import models
+    from ganinvert import models
     G = models.load("mlp_gan").generator.double()
     z = latents(8, 64, seed=5)
     with torch.no_grad():
@@ -134,7 +134,7 @@ def test_auto_searches_without_the_layerwise_pass_when_a_layer_is_too_large_to_w
 def test_auto_solves_the_shipped_dcgan_and_never_calls_it_exact():
     # the last layer maps 6272 values to 784: no certificate can prove z = z*, so every answer,
     # even one equal to z*, is EXACT_NONUNIQUE; Levenberg-Marquardt finds them (measured 200/200)
-    import models
+    from ganinvert import models
     G = models.load("dcgan").generator.double()
     z = latents(8, 32, seed=9)
     with torch.no_grad():
@@ -150,7 +150,7 @@ def test_auto_solves_the_shipped_dcgan_and_never_calls_it_exact():
 def test_auto_reaches_g_of_z_equals_x_on_the_shipped_generators_that_do_not_expand(name):
     # issue 14's bar: >= 95% on the DCGANs, >= 99% on the MLP GAN (measured 200/200 each), and
     # never EXACT: their last (DCGANs) or middle (MLP GAN) layers cannot pin their input
-    import models
+    from ganinvert import models
     m = models.load(name)
     G = m.generator.double()
     z = latents(50, m.latent_dim, seed=13)

@@ -13,7 +13,7 @@ from torch import nn
 import ganinvert as gi
 from ganinvert.chain import Chain
 from ganinvert.operators import Dense
-from models.registry import load
+from ganinvert.models.registry import load
 from tests.conftest import latents, random_mlp
 
 #: gradcheck re-inverts at x +- eps (weights +- eps), off the range by about eps: with rtol=1e-4

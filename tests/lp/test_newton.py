@@ -11,7 +11,7 @@ from ..conftest import latents, random_mlp
 
 
 def test_lm_from_zero_recovers_the_shipped_dcgans_latents():
-    import models
+    from ganinvert import models
     chain = gi.to_chain(models.load("dcgan").generator.double())
     z = latents(6, 32, seed=7)
     x = chain.forward_all(z)[-1]

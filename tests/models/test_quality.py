@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from models.quality import DigitClassifier, _frechet
+from ganinvert.models.quality import DigitClassifier, _frechet
 
 
 def test_frechet_distance_known_answers():

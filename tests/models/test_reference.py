@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.reference import paper_decoder
+from ganinvert.models.reference import paper_decoder
 
 
 def test_paper_decoder_refuses_a_foreign_state_dict(tmp_path):

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import ganinvert as gi
-import models
-from models.registry import HERE, SPECS, checkpoint_path, read_tensor_dict, sha256
+from ganinvert import models
+from ganinvert.models.registry import HERE, SPECS, checkpoint_path, read_tensor_dict, sha256
 
 MANIFEST = json.loads((HERE / "manifest.json").read_text()) if (HERE / "manifest.json").exists() else {}
 SHIPPED = list(SPECS)
