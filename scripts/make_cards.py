@@ -84,7 +84,7 @@ def make_card(name: str, classifier, n: int, *, accuracy: float, reference, floo
 
 {'GAN generator' if spec.kind == 'gan' else 'VAE decoder (its encoder is stored in the same file)'}, latent
 z ~ N(0, I_{spec.latent_dim}), images 1x28x28 in [{loaded.pixel_range[0]:g}, {loaded.pixel_range[1]:g}].
-Load with `models.load("{name}")`.
+Load with `ganinvert.models.load("{name}")`.
 
 ![64 samples]({name}.png)
 
