@@ -135,7 +135,7 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
 
     def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
         layer = chain.layers[i]
-        n, k = A.shape
+        k = A.shape[1]
         # the last layer's rows must be pinned by the observation too (not a saturated pixel)
         pinned, weight = layer.act.pinned_rows(pre[i], x.detach() if i == last else None)
         if i == last and observed is not None:
@@ -168,11 +168,9 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
         if lp_layer is not None:
             scale = y.detach().abs().amax(1, keepdim=True).clamp(min=1.0)
             bounds = layer.act.bounds(y, tol=0.1 * rtol * scale)
-            prob = LayerProblem(A, layer.bias, bounds.lo, bounds.hi, bounds.weight, lo, hi)
-            if i == last and observed is not None:  # unobserved pixels bound nothing
-                open_ = torch.full_like(bounds.lo, math.inf)
-                prob = LayerProblem(A, layer.bias, torch.where(observed, bounds.lo, -open_),
-                                    torch.where(observed, bounds.hi, open_), bounds.weight, lo, hi)
+            seen = observed if i == last and observed is not None else torch.ones_like(pinned)  # unobserved: open
+            prob = LayerProblem(A, layer.bias, torch.where(seen, bounds.lo, -math.inf),
+                                torch.where(seen, bounds.hi, math.inf), bounds.weight, lo, hi)
             u = lp_layer(prob, fixed=(free.logical_not(), u_fix))[0]
         return u, torch.ones(B, dtype=torch.bool, device=x.device)
 
