@@ -155,6 +155,6 @@ def test_a_bfloat16_generator_is_inverted_as_noisy_data_and_says_so(out_act, pat
     z = latents(4, 20, seed=1).to(torch.bfloat16)
     res = gi.invert(G, G(z).detach())
     assert (res.residual < 0.01).all()  # the exact LP alone: 9-36% on these
-    assert all(m.startswith(f"torch.bfloat16 rounding is noise") and path in m for m in res.messages)
+    assert all(m.startswith("torch.bfloat16 rounding is noise") and path in m for m in res.messages)
     exact = gi.invert(G, G(z).detach(), method=gi.Layerwise())  # an instance: as asked, no switch
     assert not any("rounding is noise" in m for m in exact.messages)
