@@ -1,46 +1,96 @@
-"""Polishing an LP point onto its active set, and the uniqueness test (docs/design.md §2.3).
+"""Polishing an LP point onto its active set, and the uniqueness test (docs/design.md §2.3),
+batched on the device of the problem: no host round trip per sample.
 
 At a feasible ``u`` the rows split into pinned rows ``E``, tight one-sided rows ``T`` and tight
 box bounds. The pre-image is the single point ``u`` iff the cone of feasible directions
 ``{d : A_E d = 0, s_j a_j d <= 0 (j in T), box directions}`` is ``{0}``. With ``N`` a basis of
 ``null(A_E)`` and ``M`` the tight rows in those coordinates, ``{w : M w <= 0} = {0}`` iff ``M``
 has full column rank and some ``y > 0`` has ``M^T y = 0`` (Stiemke's alternative): one small
-feasibility LP, ``y >= 1, M^T y = 0``, solved by HiGHS.
+feasibility LP, ``y >= 1, M^T y = 0``, for all such samples at once by the interior-point method
+(:func:`~ganinvert.lp.ipm.solve_ipm`, its misfit ``t* = 0`` exactly when it is feasible).
+
+Every sample's active set has its own size; the batch keeps them in fixed shapes by masking:
+inactive rows are zero rows, range directions of ``A_E`` zero columns of ``N``, neither of which
+changes a rank or the cone.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from .highs import solve_lp
+from .fastpath import cholesky_full_rank
+from .ipm import solve_ipm
 from .problem import LayerProblem
 
-
-def _rank_and_null(M: np.ndarray, rank_rtol: float) -> tuple[int, np.ndarray]:
-    """Numerical rank of ``M`` (m, r) and an orthonormal basis of its null space (r, r - rank)."""
-    if M.shape[0] == 0 or M.shape[1] == 0:
-        return 0, np.eye(M.shape[1])
-    # Only V is needed; the full U of a tall matrix (784 x 784 for an output layer) is waste.
-    _, sv, vt = np.linalg.svd(M, full_matrices=M.shape[0] < M.shape[1])
-    rank = int((sv > rank_rtol * max(sv[0], 1e-300)).sum())
-    return rank, vt[rank:].T
+#: the Stiemke LP (rows of unit norm, ``y >= 1``) counts as feasible at misfit ``t* <=`` this:
+#: HiGHS's default primal feasibility tolerance, which this test used before it was batched
+STIEMKE_TOL = 1e-7
 
 
-def _cone_is_zero(M: np.ndarray, rank_rtol: float) -> bool:
-    """``{w : M w <= 0} == {0}`` for ``M`` (m, r)."""
-    r = M.shape[1]
-    if r == 0:
-        return True
-    rank, _ = _rank_and_null(M, rank_rtol)
-    if rank < r:
-        return False  # a direction along which every tight constraint stays tight
-    M = M / np.linalg.norm(M, axis=1, keepdims=True).clip(min=1e-300)
-    m = M.shape[0]
-    x, _ = solve_lp(np.zeros(m), M.T, np.zeros(r), np.zeros(r), np.ones(m), np.full(m, math.inf))
-    return x is not None
+def _rank(S: torch.Tensor, rank_rtol: float) -> torch.Tensor:
+    """``(B,)`` numerical rank from singular values ``S`` (B, r), sorted descending."""
+    return (S > rank_rtol * S[:, :1].clamp(min=1e-300)).sum(1)
+
+
+def _cone_is_zero(M: torch.Tensor, r: torch.Tensor, rank_rtol: float) -> torch.Tensor:
+    """``(B,)`` bool: ``{w : M_i w <= 0} = {0}`` in the ``r_i`` live coordinates of ``M`` (B, m, k)
+    (its other columns and its inactive rows are zero)."""
+    B, m, _ = M.shape
+    out = r == 0
+    full = ~out & (_rank(torch.linalg.svdvals(M), rank_rtol) == r)  # else a direction keeps every row tight
+    idx = full.nonzero().flatten()
+    if idx.numel():
+        Mi = M[idx]
+        norms = Mi.norm(dim=2, keepdim=True)
+        Mi = torch.where(norms > 0, Mi / norms.clamp(min=1e-300), Mi)
+        zeros = torch.zeros(idx.numel(), Mi.shape[2], dtype=M.dtype, device=M.device)
+        ones = torch.ones_like(zeros)
+        stiemke = LayerProblem(Mi.transpose(1, 2), zeros, zeros, zeros, ones, u_lo=1.0)  # M^T y = 0, y >= 1
+        out[idx] = solve_ipm(stiemke).t <= STIEMKE_TOL
+    return out
+
+
+def _tight(prob: LayerProblem, u: torch.Tensor, tol: torch.Tensor):
+    """The active set at ``u``: pinned rows, tight upper and lower rows, inputs at their bounds."""
+    s_lo, s_hi = prob.row_slack(u)
+    t = tol[:, None]
+    eq = prob.eq
+    t_hi = ~eq & torch.isfinite(prob.hi) & (s_hi <= t)
+    t_lo = ~eq & torch.isfinite(prob.lo) & (s_lo <= t)
+    none = torch.zeros_like(u, dtype=torch.bool)
+    at_lo = (u - prob.u_lo <= t) if math.isfinite(prob.u_lo) else none
+    at_hi = (prob.u_hi - u <= t) if math.isfinite(prob.u_hi) else none
+    return eq, t_hi, t_lo, at_lo, at_hi
+
+
+def _polish(prob: LayerProblem, u: torch.Tensor, active, rank_rtol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least squares with every tight row and bound as an equality: ``(candidates, pinned)``,
+    ``pinned`` (B,) where the active set has full column rank on the free inputs (Cholesky on
+    the normal matrix, the fast path's conservative test)."""
+    eq, t_hi, t_lo, at_lo, at_hi = active
+    A, k = prob.A, u.shape[1]
+    rows = eq | t_hi | t_lo
+    target = torch.where(eq | t_lo, prob.lo, prob.hi)
+    w2 = torch.where(rows, prob.w ** 2, torch.zeros_like(prob.w))
+    fixed = at_lo | at_hi
+    u_fix = torch.where(at_lo, torch.full_like(u, prob.u_lo) if math.isfinite(prob.u_lo) else u,
+                        torch.where(at_hi, torch.full_like(u, prob.u_hi) if math.isfinite(prob.u_hi) else u,
+                                    torch.zeros_like(u)))
+    gram = prob.gram(w2)  # (B, k, k)
+    rhs = (w2 * torch.where(rows, target - prob.b, torch.zeros_like(target))) @ A - (gram @ u_fix[..., None])[..., 0]
+    free = (~fixed).to(u.dtype)
+    scale = (gram.diagonal(dim1=1, dim2=2) * free).sum(1) / free.sum(1).clamp(min=1)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))[:, None]  # fixed inputs: rows of this size
+    eye = torch.eye(k, dtype=u.dtype, device=u.device)
+    K = gram * free[:, :, None] * free[:, None, :] + eye * (fixed.to(u.dtype) * scale)[:, None, :]
+    rhs = torch.where(fixed, scale * u_fix, rhs)
+    L, pinned, _ = cholesky_full_rank(K, rank_rtol)
+    cand = u.clone()
+    if pinned.any():
+        cand[pinned] = torch.cholesky_solve(rhs[pinned, :, None], L[pinned])[..., 0]
+    return cand, pinned
 
 
 def polish_and_certify(prob: LayerProblem, u: torch.Tensor, *, tol: torch.Tensor,
@@ -51,51 +101,31 @@ def polish_and_certify(prob: LayerProblem, u: torch.Tensor, *, tol: torch.Tensor
         prob: the layer problems (a sub-batch of the samples the fast path did not certify).
         u: ``(B, k)`` LP solutions.
         tol: ``(B,)`` absolute tolerance deciding which constraints are tight.
+        rank_rtol: relative threshold of the rank tests.
 
     Returns:
         ``(u, unique)``: the polished points (unchanged where polishing did not help) and a
-        ``(B,)`` bool mask of certified single-point pre-images.
+        ``(B,)`` bool mask of certified single-point pre-images, both on ``u``'s device.
     """
-    A = prob.A.detach().cpu().numpy()
-    b = prob.b.detach().cpu().numpy()
-    k = A.shape[1]
-    lo, hi, w = (v.detach().cpu().numpy() for v in (prob.lo, prob.hi, prob.w))
-    U = u.detach().cpu().numpy().copy()
-    tols = tol.detach().cpu().numpy()
-    viol0 = prob.violation(u).cpu().numpy()
-    unique = np.zeros(prob.batch, dtype=bool)
-    for i in range(prob.batch):
-        ui, ti = U[i], tols[i]
-        p = A @ ui + b
-        eq = lo[i] == hi[i]
-        t_hi = ~eq & np.isfinite(hi[i]) & (w[i] * (hi[i] - p) <= ti)
-        t_lo = ~eq & np.isfinite(lo[i]) & (w[i] * (p - lo[i]) <= ti)
-        at_lo = (ui - prob.u_lo <= ti) if math.isfinite(prob.u_lo) else np.zeros(k, bool)
-        at_hi = (prob.u_hi - ui <= ti) if math.isfinite(prob.u_hi) else np.zeros(k, bool)
-        fixed = at_lo | at_hi
-        # Polish: every tight row and bound as an equality; least squares on the free coordinates.
-        rows = eq | t_hi | t_lo
-        target = np.where(eq | t_lo, lo[i], hi[i])[rows]
-        u_fix = np.where(at_lo, prob.u_lo, np.where(at_hi, prob.u_hi, 0.0))
-        WA = w[i][rows, None] * A[rows]
-        rhs = w[i][rows] * (target - b[rows] - A[rows][:, fixed] @ u_fix[fixed])
-        free = ~fixed
-        Af = WA[:, free]
-        rank, _ = _rank_and_null(Af, rank_rtol)
-        if rank == free.sum():  # the active set pins u: polishing is exact
-            cand = u_fix.copy()
-            cand[free] = np.linalg.lstsq(Af, rhs, rcond=None)[0]
-            viol = prob.select([i]).violation(torch.as_tensor(cand[None], dtype=u.dtype, device=u.device)).item()
-            if viol <= max(ti, viol0[i]):
-                U[i] = cand
-        else:
-            continue  # a direction keeps every active constraint: not a single point
-        # Uniqueness: cone of feasible directions restricted to null(A_E).
-        rank_e, N = _rank_and_null(w[i][eq, None] * A[eq], rank_rtol)
-        if rank_e == k:
-            unique[i] = True
-            continue
-        M = np.vstack([A[t_hi] @ N, -A[t_lo] @ N, -N[at_lo], N[at_hi]])  # (m, r)
-        unique[i] = _cone_is_zero(M, rank_rtol)
-    U_t = prob.clamp(torch.as_tensor(U, dtype=u.dtype, device=u.device))
-    return U_t, torch.as_tensor(unique, device=u.device)
+    active = _tight(prob, u, tol)
+    cand, pinned = _polish(prob, u, active, rank_rtol)
+    better = pinned & (prob.violation(cand) <= torch.maximum(tol, prob.violation(u)))
+    U = torch.where(better[:, None], cand, u)
+    unique = torch.zeros(prob.batch, dtype=torch.bool, device=u.device)
+    # A direction keeping every active constraint exists unless the active set pins u.
+    eq, t_hi, t_lo, at_lo, at_hi = active
+    w_eq = torch.where(eq, prob.w ** 2, torch.zeros_like(prob.w))
+    _, eq_full, _ = cholesky_full_rank(prob.gram(w_eq), rank_rtol)
+    unique |= pinned & eq_full  # the pinned rows alone pin u
+    idx = (pinned & ~eq_full).nonzero().flatten()
+    if idx.numel():  # the cone of feasible directions inside null(A_E)
+        A, k = prob.A, u.shape[1]
+        AE = torch.where(eq[idx, :, None], prob.w[idx, :, None] * A, torch.zeros((), dtype=A.dtype, device=A.device))
+        _, S, Vh = torch.linalg.svd(AE, full_matrices=A.shape[0] < k)  # all k right vectors, never a full U
+        rank_e = _rank(S, rank_rtol)
+        N = Vh.transpose(1, 2) * (torch.arange(k, device=u.device) >= rank_e[:, None]).to(u.dtype)[:, None, :]
+        AN = A @ N  # (b, n, k)
+        M = torch.cat([AN * t_hi[idx, :, None], -AN * t_lo[idx, :, None],
+                       -N * at_lo[idx, :, None], N * at_hi[idx, :, None]], dim=1)
+        unique[idx] = _cone_is_zero(M, k - rank_e, rank_rtol)
+    return prob.clamp(U), unique

@@ -107,3 +107,18 @@ def test_a_verified_point_stands_even_when_the_ipm_stops_early():
     assert ((sol.u - u).abs().amax(1)[sol.unique] < 1e-8).all()
     assert all(("did not converge" in m) != bool(ok) for m, ok in zip(sol.messages, sol.solver_ok.tolist()))
     assert (sol.residual[sol.solver_ok] <= 1e-9 * y.abs().amax(1)[sol.solver_ok]).all()
+
+
+def test_batched_certificates_mix_every_case_and_match_each_sample_alone():
+    # rows u1 <= / >= ..., one batch: a ray (u2 free below 0), Stiemke on u1 with u2 pinned, all pinned
+    A = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]
+    y = [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [2.0, 0.0, 1.0]]
+    u = torch.tensor([[0.0, -3.0], [1e-12, 1.0], [2.0, 1.0]], dtype=F64)
+    prob = _relu_problem(A, y)
+    tol = torch.full((3,), 1e-9, dtype=F64)
+    u_b, unique = polish_and_certify(prob, u, tol=tol)
+    assert unique.tolist() == [False, True, True]
+    assert torch.allclose(u_b[1:], torch.tensor([[0.0, 1.0], [2.0, 1.0]], dtype=F64), atol=1e-12)
+    for i in range(3):  # a sample's certificate does not depend on its batch
+        u_i, unique_i = polish_and_certify(_relu_problem(A, [y[i]]), u[i:i + 1], tol=tol[i:i + 1])
+        assert unique_i.item() == unique[i].item() and torch.equal(u_i[0], u_b[i])
