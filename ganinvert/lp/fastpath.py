@@ -5,6 +5,14 @@ only the row mask differs), solved by Cholesky. A sample is *certified* only whe
 rows have full column rank (checked: without it plain lstsq certifies wrong answers), their
 residual is within tolerance, no one-sided row is violated and ``u`` lies in its box. Then the
 layer's pre-image is the single point found.
+
+The same solve can prove the opposite: every pre-image satisfies the pinned rows, so when their
+least-squares misfit is positive there is none. Its weighted l2 misfit over ``m`` pinned rows
+bounds the layer LP's optimum from below, ``t* >= ||W_E (A_E u_ls + b_E - y_E)||_2 / sqrt(m)``
+(a largest entry is at least the root mean square), and an observation whose bound exceeds the
+tolerance is proven out of the layer's range without the LP (docs/design.md §2.1). Out-of-range
+data (real images, heavy noise) usually is: the LP costs a k x k factorisation per iteration and
+sample, the proof one.
 """
 
 from __future__ import annotations
@@ -19,11 +27,16 @@ from .problem import LayerProblem
 @dataclass
 class FastPath:
     """Attributes: ``u`` (B, k); ``certified`` (B,) bool; ``sigma_min`` (B,) a lower bound on the
-    smallest singular value of the weighted pinned rows (0 where they are rank deficient)."""
+    smallest singular value of the weighted pinned rows (0 where they are rank deficient);
+    ``misfit_bound`` (B,) a lower bound on the layer LP's optimum ``t*`` (module doc; 0 where the
+    pinned rows are too few or rank deficient to bound it); ``infeasible`` (B,) bool: proven to
+    have no pre-image (``misfit_bound`` above the tolerance)."""
 
     u: torch.Tensor
     certified: torch.Tensor
     sigma_min: torch.Tensor
+    misfit_bound: torch.Tensor
+    infeasible: torch.Tensor
 
 
 def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float = 1e-8) -> FastPath:
@@ -42,11 +55,13 @@ def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float =
     u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
     certified = torch.zeros(B, dtype=torch.bool, device=A.device)
     sigma_min = torch.zeros(B, dtype=A.dtype, device=A.device)
+    bound = torch.zeros(B, dtype=A.dtype, device=A.device)
     idx = enough.nonzero().flatten()
     if idx.numel():
         sub = prob.select(idx)
-        u[idx], certified[idx], sigma_min[idx] = _solve(sub, A, k, tol[idx], rank_rtol)
-    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min)
+        u[idx], certified[idx], sigma_min[idx], bound[idx] = _solve(sub, A, k, tol[idx], rank_rtol)
+    return FastPath(u=prob.clamp(u), certified=certified, sigma_min=sigma_min, misfit_bound=bound,
+                    infeasible=bound > tol)
 
 
 def cholesky_full_rank(gram: torch.Tensor, rank_rtol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,4 +91,6 @@ def _solve(prob: LayerProblem, A: torch.Tensor, k: int, tol: torch.Tensor, rank_
     if good.any():
         u[good] = torch.cholesky_solve(rhs[good].unsqueeze(-1), L[good]).squeeze(-1)
     certified = good & (prob.violation(u) <= tol)
-    return u, certified, lam_min.clamp(min=0).sqrt()
+    rms = (w2 * (u @ A.T - target).square()).sum(1).div(eq.sum(1).clamp(min=1)).sqrt()
+    bound = torch.where(good, rms, torch.zeros_like(rms))  # full rank: u is the least-squares minimiser
+    return u, certified, lam_min.clamp(min=0).sqrt(), bound

@@ -41,7 +41,9 @@ class LayerSolution:
         residual: ``(B,)`` largest weighted constraint violation at ``u``.
         unique: ``(B,)`` bool, the pre-image is certified to be the single point ``u``.
         solver_ok: ``(B,)`` bool, False where the LP solver broke down.
-        optimum: ``(B,)`` LP optimum ``t*`` (0 where the fast path certified).
+        optimum: ``(B,)`` LP optimum ``t*`` (0 where the fast path certified; where its least
+            squares proved the observation out of range, the lower bound on ``t*`` it proved,
+            and ``u`` that least-squares point instead of the LP's).
         methods: ``"lstsq"`` or the LP solver's name, per sample.
         messages: solver messages per sample.
     """
@@ -83,17 +85,22 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     scale = y.abs().amax(1)
     tol = rtol * torch.where(scale > 0, scale, torch.ones_like(scale))  # (B,)
     prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
+    optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
     if fast_path:
         fp = lstsq_fast_path(prob, tol=tol, rank_rtol=rank_rtol)
-        u, unique = fp.u, fp.certified.clone()
+        u, unique, settled = fp.u, fp.certified.clone(), fp.certified | fp.infeasible
+        optimum = torch.where(fp.infeasible, fp.misfit_bound, optimum)  # out of range, proven: no LP
     else:
         u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
-        unique = torch.zeros(B, dtype=torch.bool, device=A.device)
-    methods = ["lstsq" if c else solver for c in unique.tolist()]
+        unique = settled = torch.zeros(B, dtype=torch.bool, device=A.device)
+    methods = ["lstsq" if c else solver for c in settled.tolist()]
     messages = [""] * B
+    if fast_path:
+        for i in fp.infeasible.nonzero().flatten().tolist():
+            messages[i] = (f"no pre-image: least squares on the pinned rows leaves a misfit of at least "
+                           f"{fp.misfit_bound[i].item():.3g} (tolerance {tol[i].item():.3g})")
     solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
-    optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
-    rest = (~unique).nonzero().flatten()
+    rest = (~settled).nonzero().flatten()
     if rest.numel() and k > max_lp_dim:
         why = (f"layer {A.shape[0]}x{k} needs the LP, but its {k} inputs exceed max_lp_dim={max_lp_dim}"
                + (f" (and with {A.shape[0]} < {k} outputs its pre-image is never a single point)"

@@ -2,12 +2,14 @@
 
 import math
 
+import pytest
 import torch
 
 from ganinvert.activations import ReLU
 from ganinvert.lp import invert_layer
 from ganinvert.lp.certify import polish_and_certify
 from ganinvert.lp.fastpath import lstsq_fast_path
+from ganinvert.lp.ipm import solve_ipm
 from ganinvert.lp.layer import make_problem
 
 F64 = torch.float64
@@ -122,3 +124,29 @@ def test_batched_certificates_mix_every_case_and_match_each_sample_alone():
     for i in range(3):  # a sample's certificate does not depend on its batch
         u_i, unique_i = polish_and_certify(_relu_problem(A, [y[i]]), u[i:i + 1], tol=tol[i:i + 1])
         assert unique_i.item() == unique[i].item() and torch.equal(u_i[0], u_b[i])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_least_squares_bound_never_exceeds_the_lp_optimum_and_proves_only_empty_pre_images(seed):
+    # random layers (expanding, some with u >= 0), observations pushed off the range by noise of
+    # several sizes: the pinned rows' rms misfit is a lower bound on the LP's t*, so whenever it
+    # proves "no pre-image" the LP agrees
+    g = torch.Generator().manual_seed(seed)
+    n, k = [(60, 10), (120, 30), (200, 20), (90, 40), (300, 60), (50, 12)][seed]
+    A = torch.randn(n, k, generator=g, dtype=F64) / math.sqrt(k)
+    b = 0.1 * torch.randn(n, generator=g, dtype=F64)
+    u_lo = 0.0 if seed % 2 else -math.inf
+    u = torch.randn(12, k, generator=g, dtype=F64).abs()
+    noise = torch.logspace(-12, 0, 12, dtype=F64)[:, None] * torch.randn(12, n, generator=g, dtype=F64)
+    y = torch.relu(torch.relu(u @ A.T + b) + noise)
+    tol = 1e-7 * y.abs().amax(1)
+    prob = make_problem(A, b, ReLU(), y, u_range=(u_lo, math.inf), tol=tol)
+    fp = lstsq_fast_path(prob, tol=tol)
+    t_star = solve_ipm(prob).t
+    assert (fp.misfit_bound <= t_star * (1 + 1e-6) + 1e-12).all()
+    assert (t_star[fp.infeasible] > tol[fp.infeasible]).all()
+    assert fp.infeasible[-4:].all() and not fp.infeasible[:2].any()  # heavy noise proven, none wrongly
+    sol = invert_layer(A, b, ReLU(), y, u_range=(u_lo, math.inf), rtol=1e-7)
+    proven = fp.infeasible.nonzero().flatten().tolist()
+    assert all(sol.methods[i] == "lstsq" and "no pre-image" in sol.messages[i] for i in proven)  # no LP spent
+    assert torch.equal(sol.optimum[proven], fp.misfit_bound[proven])
