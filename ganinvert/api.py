@@ -133,7 +133,7 @@ def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch
     return out
 
 
-def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "layerwise",
+def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "auto",
            mask: torch.Tensor | None = None, measurement: torch.Tensor | None = None,
            norm: str | None = None, noise: float | None = None,
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
@@ -149,8 +149,12 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         x: observations ``(B, *out)`` or one ``(*out)``, any float dtype, any device: the inversion
             runs on the generator's device (x is moved there, with a logged note) and the results
             come back on x's.
-        method: ``"layerwise"`` (exact, default), ``"adam"`` (baseline), or an inverter
-            instance carrying options, e.g. ``ganinvert.Layerwise(solver="highs")``.
+        method: ``"auto"`` (default: the layer-wise pass, then the exact searches for the samples
+            it leaves open, and for observations it proves outside the range the projection onto
+            it), ``"layerwise"`` (the layer-wise pass alone), ``"adam"`` (the baseline), ... (the
+            names of :data:`ganinvert.INVERTERS`), or an inverter instance carrying options, e.g.
+            ``ganinvert.Layerwise(solver="highs")``. ``auto`` costs what ``layerwise`` costs on
+            samples the layer-wise pass certifies.
         mask: partial observations (inpainting): bool, True where a pixel is observed, shaped
             like one output (shared by the batch) or ``(B, *out)``. Unobserved pixels of ``x``
             are ignored (they may hold anything, NaN included); residuals are measured on the
@@ -158,10 +162,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             apply unchanged to the observed rows.
         measurement: compressed sensing: a dense ``M`` (m, n), n the generator's flat output
             size, and observations ``x = M G(z)`` shaped ``(B, m)``. ``M`` does not commute with
-            the activations, so the layer-wise LP does not apply; the default method becomes
-            ``"auto"`` (Adam + L-BFGS seeds, then the activation-pattern LP over all layers as the
-            polish, with ``M`` as the last, linear layer). Answers are at best EXACT_NONUNIQUE
-            when ``m < n``. ``x_hat`` is the image ``G(z)``; ``residual`` is measured on ``x``.
+            the activations, so the layer-wise pass alone rarely applies; ``"auto"`` (the default)
+            runs its searches with ``M`` as the last, linear layer. Answers are at best
+            EXACT_NONUNIQUE when ``m < n``. ``x_hat`` is the image ``G(z)``; ``residual`` is measured on ``x``.
         norm, noise: noisy observations: ``norm="linf"`` (the l_inf LP per layer with the
             threshold schedule), ``"l1"`` (the "relax" LP per layer) or ``"l2"`` (least squares
             on the active set), ``noise`` the l_inf noise level of x (None: estimated from x as
@@ -288,7 +291,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     inverter, note = for_precision(inverter, image_chain, generator, x, default=isinstance(method, str) and (
-        method == "layerwise" and norm is None and noise is None and measurement is None), seed=seed)
+        method == "auto" and norm is None and noise is None and measurement is None), seed=seed)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     device = chain.device  # the generator's device governs; results go back to x's
     if x.device != device:

@@ -1,5 +1,5 @@
 """Which inverter ``invert``'s options pick: the method named or given, the noisy LP for
-``norm``/``noise``, ``auto`` under a measurement, and for half-precision data the path that
+``norm``/``noise``, ``auto`` otherwise (the default), and for half-precision data the path that
 treats its rounding as the noise it is."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ logger = logging.getLogger(__name__)
 
 def choose_inverter(method: str | Inverter, *, norm: str | None, noise: float | None,
                     measurement: object, mask: object, seed: int) -> Inverter:
-    """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP,
-    ``measurement`` makes ``auto`` the default; an inverter named by a string takes ``seed`` (an
-    instance keeps its own)."""
-    default = isinstance(method, str) and method == "layerwise"
+    """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP, and
+    otherwise the default is ``auto``; an inverter named by a string takes ``seed`` (an instance
+    keeps its own)."""
+    default = isinstance(method, str) and method == "auto"
     if norm is not None or noise is not None:
         if not default:
             raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
@@ -32,8 +32,6 @@ def choose_inverter(method: str | Inverter, *, norm: str | None, noise: float | 
         if mask is not None or norm is not None or noise is not None:
             raise InvalidInputError("Expected: measurement= alone, Got: measurement= with mask=/norm=/noise=. "
                                     "Fix: fold a mask into M (keep its observed rows)")
-        if default:
-            method = Auto(seed=seed)
     if isinstance(method, Inverter):
         return method
     if isinstance(method, str) and method in INVERTERS:

@@ -53,7 +53,7 @@ def test_auto_solves_every_reference_decoder_sample_with_no_false_exact(referenc
     z = latents(100, 20, seed=11)
     with torch.no_grad():
         x = reference_decoder(z)
-    lw = gi.invert(reference_decoder, x)
+    lw = gi.invert(reference_decoder, x, method="layerwise")
     r = gi.invert(reference_decoder, x, method="auto")
     err = rel_err(r.z, z)
     assert lw.solved.float().mean() < 0.95  # the layer-wise pass leaves some open
@@ -77,7 +77,7 @@ def test_small_conv_generator_round_trip_through_auto():
     with torch.no_grad():
         x = G(z)
     assert not gi.inspect(G, latent_shape=(4,)).layers[1].exact_alone
-    lw = gi.invert(G, x, latent_shape=(4,))
+    lw = gi.invert(G, x, latent_shape=(4,), method="layerwise")
     r = gi.invert(G, x, method="auto", latent_shape=(4,))
     assert not lw.solved.any()  # the contracting last layer defeats the layer-wise pass
     assert r.solved.all() and not r.exact.any()  # solved, honestly uncertified
@@ -92,7 +92,7 @@ def test_out_of_range_observations_take_the_projected_fallback():
     z = latents(12, 10, seed=7)
     with torch.no_grad():
         x = (G(z) + 0.3 * torch.rand(12, 300, generator=torch.Generator().manual_seed(8), dtype=torch.float64))
-    lw = gi.invert(G, x)
+    lw = gi.invert(G, x, method="layerwise")
     r = gi.invert(G, x, method="auto")
     assert all(s is gi.Status.INFEASIBLE for s in lw.status)
     assert all(s is gi.Status.APPROXIMATE for s in r.status)

@@ -63,7 +63,7 @@ def test_encoder_must_match_the_latent_size():
 def test_hybrid_keeps_certified_samples_and_only_improves_the_rest(reference_decoder):
     z = torch.randn(60, 20, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     x = reference_decoder(z).detach()
-    lw = gi.invert(reference_decoder, x)
+    lw = gi.invert(reference_decoder, x, method="layerwise")
     hy = gi.invert(reference_decoder, x, method=gi.Hybrid(adam=gi.Adam(steps=300, lr=0.01)))
     exact = lw.exact
     assert exact.any() and (~lw.solved).any()

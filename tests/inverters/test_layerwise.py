@@ -21,7 +21,7 @@ def test_exact_recovery_of_expanding_chains(act, out_act, bias, dtype):
     z = latents(64, 10, dtype=dtype)
     with torch.no_grad():
         x = G(z)
-    r = gi.invert(G, x)
+    r = gi.invert(G, x, method="layerwise")
     assert r.z.dtype == dtype and r.x_hat.dtype == dtype
     assert all(s is Status.EXACT for s in r.status), r.counts()
     assert rel_err(r.z, z).max() < TOL[dtype]
@@ -30,7 +30,7 @@ def test_exact_recovery_of_expanding_chains(act, out_act, bias, dtype):
 def test_unbatched_observation_gives_unbatched_result():
     G = random_mlp((8, 40, 120))
     z = latents(1, 8)[0]
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     assert r.z.shape == (8,) and r.x_hat.shape == (120,) and not r.batched
     assert r.status == [Status.EXACT]
     assert (r.z - z).abs().max() < 1e-10
@@ -39,7 +39,7 @@ def test_unbatched_observation_gives_unbatched_result():
 def test_relu_20_100_500_exact_on_999_of_1000():
     G = random_mlp((20, 100, 500), seed=3)
     z = latents(1000, 20, seed=4)
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     exact = r.exact
     assert exact.float().mean() >= 0.999, r.counts()
     assert rel_err(r.z, z)[exact].max() <= 1e-6
@@ -49,7 +49,7 @@ def test_relu_20_100_500_exact_on_999_of_1000():
 def test_leaky_relu_exact_for_every_k_up_to_n1(k):
     G = random_mlp((k, 30, 60), act="leaky", seed=k)
     z = latents(100, k)
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     assert r.exact.all(), r.counts()
     assert rel_err(r.z, z).max() <= 1e-6
 
@@ -57,7 +57,7 @@ def test_leaky_relu_exact_for_every_k_up_to_n1(k):
 def test_dcgan_conv_transpose_batchnorm_generator_is_inverted_exactly():
     G = DCGANish(nz=8).double().eval()
     z = latents(16, 8).view(16, 8, 1, 1)
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     assert r.z.shape == (16, 8, 1, 1)
     assert r.exact.all(), (r.counts(), r.messages[:3])
     assert rel_err(r.z, z).max() < 1e-6
@@ -68,7 +68,7 @@ def test_non_point_preimages_are_never_marked_exact():
     # polyhedron of pre-images, and the layer-wise pass cannot know which point is z*
     G = random_mlp((20, 15, 200), seed=5)
     z = latents(200, 20)
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     err = rel_err(r.z, z)
     assert not r.exact.any()  # a 15-dim bottleneck can never certify a 20-dim latent
     assert r.solved.all()  # but every sample has G(z) = x
@@ -122,7 +122,7 @@ def test_unknown_solver_is_rejected_with_the_choices():
 def test_cuda_tensors_stay_on_cuda():
     G = random_mlp((10, 40, 160)).cuda()
     z = latents(32, 10).cuda()
-    r = gi.invert(G, G(z).detach())
+    r = gi.invert(G, G(z).detach(), method="layerwise")
     assert r.z.device.type == "cuda" and r.exact.all()
     assert rel_err(r.z.cpu(), z.cpu()).max() < 1e-6
 
