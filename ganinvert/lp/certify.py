@@ -34,11 +34,13 @@ def _rank(S: torch.Tensor, rank_rtol: float) -> torch.Tensor:
     return (S > rank_rtol * S[:, :1].clamp(min=1e-300)).sum(1)
 
 
-def _cone_is_zero(M: torch.Tensor, r: torch.Tensor, rank_rtol: float) -> torch.Tensor:
+def _cone_is_zero(M: torch.Tensor, live: torch.Tensor, r: torch.Tensor, rank_rtol: float) -> torch.Tensor:
     """``(B,)`` bool: ``{w : M_i w <= 0} = {0}`` in the ``r_i`` live coordinates of ``M`` (B, m, k)
-    (its other columns and its inactive rows are zero)."""
-    B, m, _ = M.shape
+    (its other columns are zero), over its ``live`` (B, m) rows."""
     out = r == 0
+    keep = int(live.sum(1).max()) if live.numel() else 0
+    order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)[:, :keep]  # each sample's live rows first
+    M = torch.gather(M, 1, order[:, :, None].expand(-1, -1, M.shape[2])) * torch.gather(live, 1, order)[:, :, None]
     full = ~out & (_rank(torch.linalg.svdvals(M), rank_rtol) == r)  # else a direction keeps every row tight
     idx = full.nonzero().flatten()
     if idx.numel():
@@ -117,15 +119,17 @@ def polish_and_certify(prob: LayerProblem, u: torch.Tensor, *, tol: torch.Tensor
     w_eq = torch.where(eq, prob.w ** 2, torch.zeros_like(prob.w))
     _, eq_full, _ = cholesky_full_rank(prob.gram(w_eq), rank_rtol)
     unique |= pinned & eq_full  # the pinned rows alone pin u
-    idx = (pinned & ~eq_full).nonzero().flatten()
-    if idx.numel():  # the cone of feasible directions inside null(A_E)
+    # the cone of feasible directions inside null(A_E), where U is a pre-image (the projection of
+    # an observation out of range has no pre-image to be unique)
+    idx = (pinned & ~eq_full & (prob.violation(U) <= tol)).nonzero().flatten()
+    if idx.numel():
         A, k = prob.A, u.shape[1]
         AE = torch.where(eq[idx, :, None], prob.w[idx, :, None] * A, torch.zeros((), dtype=A.dtype, device=A.device))
         _, S, Vh = torch.linalg.svd(AE, full_matrices=A.shape[0] < k)  # all k right vectors, never a full U
         rank_e = _rank(S, rank_rtol)
         N = Vh.transpose(1, 2) * (torch.arange(k, device=u.device) >= rank_e[:, None]).to(u.dtype)[:, None, :]
         AN = A @ N  # (b, n, k)
-        M = torch.cat([AN * t_hi[idx, :, None], -AN * t_lo[idx, :, None],
-                       -N * at_lo[idx, :, None], N * at_hi[idx, :, None]], dim=1)
-        unique[idx] = _cone_is_zero(M, k - rank_e, rank_rtol)
+        M = torch.cat([AN, -AN, -N, N], dim=1)  # (b, 2n + 2k, k): rows live where tight
+        live = torch.cat([t_hi[idx], t_lo[idx], at_lo[idx], at_hi[idx]], dim=1)
+        unique[idx] = _cone_is_zero(M, live, k - rank_e, rank_rtol)
     return prob.clamp(U), unique
