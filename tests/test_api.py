@@ -158,3 +158,27 @@ def test_a_bfloat16_generator_is_inverted_as_noisy_data_and_says_so(out_act, pat
     assert all(m.startswith("torch.bfloat16 rounding is noise") and path in m for m in res.messages)
     exact = gi.invert(G, G(z).detach(), method=gi.Layerwise())  # an instance: as asked, no switch
     assert not any("rounding is noise" in m for m in exact.messages)
+
+
+def test_the_default_method_is_auto_and_costs_the_layerwise_pass_where_that_certifies(relu_net):
+    z = latents(5, 6, seed=3)
+    x = relu_net(z).detach()
+    r, lw = gi.invert(relu_net, x), gi.invert(relu_net, x, method="layerwise")
+    assert r.method == "auto" and lw.method == "layerwise"
+    assert r.status == lw.status == [Status.EXACT] * 5
+    assert r.methods == lw.methods and not any(s in m for m in r.methods for s in ("newton", "pattern", "adam"))
+    assert torch.equal(r.z, lw.z)
+
+
+def test_a_real_digit_off_the_range_is_fitted_by_default_and_the_proof_is_named():
+    # a 12-60-784 LeakyReLU decoder: every output row is an equation, so least squares over 784
+    # rows for 60 inputs proves a real digit out of range without any LP
+    from ganinvert.models.data import load_mnist
+    G = random_mlp((12, 60, 784), act="leaky", out_act="leaky", seed=4)
+    x = load_mnist(split="held_out")[0][:3].double().reshape(3, 784)
+    r = gi.invert(G, x)
+    assert r.status == [Status.APPROXIMATE] * 3
+    assert all("outside the generator's range (proven" in m and "random starts" in m for m in r.messages)
+    assert all(m.startswith("lstsq>lstsq") for m in r.methods)  # the proof and the projection: least squares
+    adam = gi.invert(G, x, method=gi.Adam(steps=300, lr=0.05, seed=0))
+    assert r.residual.median() < adam.residual.median()  # the fit goes on (L-BFGS) where Adam stops

@@ -143,3 +143,9 @@ def test_the_app_shows_the_progress_bar_on_stderr_and_passes_the_time_limit(tmp_
     rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
     assert [r["status"] for r in rows] == ["EXACT"] * 4  # 30 s is plenty: no limit message
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["time_limit"] == 30
+
+
+def test_the_main_job_compares_auto_with_adam_on_generated_and_real_digits_by_default():
+    cfg = _cfg([])
+    assert cfg.model.name == "mnist_mlp" and set(cfg.inverter) == {"auto", "adam"}
+    assert set(cfg.data) == {"generated", "mnist"}
