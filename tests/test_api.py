@@ -1,5 +1,7 @@
 """Every error path a user can hit, and per-sample statuses in mixed batches."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -87,9 +89,13 @@ def test_errors_are_also_builtin_exceptions(relu_net):
 def test_x_outside_the_range_of_the_last_layer_is_infeasible(relu_net):
     # 90 positive pixels would need 90 independent equalities on a 30-dim input: impossible
     x = torch.rand(3, 90, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.1
-    r = gi.invert(relu_net, x)
+    r = gi.invert(relu_net, x, method="layerwise")
     assert r.status == [Status.INFEASIBLE] * 3
     assert (r.residual > 1e-3).all()
+    assert all("layer 1: no pre-image: least squares" in m for m in r.messages)  # proven without the LP
+    auto = gi.invert(relu_net, x)  # the default fits instead, and keeps the proof in its message
+    assert auto.status == [Status.APPROXIMATE] * 3 and (auto.residual <= r.residual).all()
+    assert all("outside the generator's range (proven" in m for m in auto.messages)
 
 
 def test_throw_raises_when_a_sample_is_not_inverted(relu_net):
@@ -142,8 +148,11 @@ def test_the_readmes_method_table_lists_exactly_the_names_method_takes():
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = text.split("| method | what it does | when it applies |")[1].split("\n\n")[0]
-    names = [row.split("|")[1].strip().strip("`") for row in table.strip().splitlines()[1:]]
+    cells = [row.split("|")[1].strip() for row in table.strip().splitlines()[1:]]
+    names = [cell.split("`")[1] for cell in cells]
     assert sorted(names) == sorted(gi.INVERTERS)
+    default = inspect.signature(gi.invert).parameters["method"].default
+    assert [n for n, c in zip(names, cells, strict=True) if "(default)" in c] == [default] == ["auto"]
     for name in names:  # and each of them is accepted
         gi.invert(random_mlp((3, 12, 30), seed=1), random_mlp((3, 12, 30), seed=1)(latents(1, 3)).detach(),
                   method=name, time_limit=5)
