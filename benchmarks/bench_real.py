@@ -45,7 +45,7 @@ def run(name: str, n: int) -> None:
         r = gi.invert(chain, x, method=method)
         ms = 1000 * (time.perf_counter() - t0) / n
         rows[label] = (psnr(r.x_hat, x, span), ms)
-        proven = sum("proven" in msg for msg in r.messages)
+        proven = sum("(proven" in msg for msg in r.messages)
         stages = {k[7:]: round(v, 2) for k, v in r.timings.items() if k.startswith("stage: ")}
         print(f"{name:26s} {label:8s} PSNR {rows[label][0]:6.2f} dB  {ms:7.1f} ms/sample"
               + (f"  proven out of range {proven}/{n}  stages {stages}" if label == "auto" else ""), flush=True)
