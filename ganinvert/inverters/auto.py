@@ -25,8 +25,9 @@ misfit is positive, proven by least squares on its pinned rows where they overde
 else by its LP) have no exact answer to search for; they take the projected fallback instead
 (:meth:`Auto._fallback`): Adam and L-BFGS on ``||G(z) - x||^2`` from the projected layer-wise
 estimate and from random starts, the best kept; status APPROXIMATE with the residual. Measured on
-64 real held-out digits (``benchmarks/bench_real.py``), this costs about what Adam alone costs
-where least squares gives the proof, and fits at least as well.
+64 real held-out digits (``benchmarks/bench_real.py``), this costs 1.4x what Adam alone costs
+where least squares gives the proof, and fits as well; where only the LP can give it (Sigmoid or
+Tanh outputs, whose background pixels sit at the asymptote), the LP dominates (about 6x Adam).
 
 An answer found by stages 2-4 is certified the same way as a layer-wise one: walking down the
 generator from ``G(z)``, every layer's pre-image of its true output must be a single point,
@@ -97,9 +98,11 @@ class Auto(Inverter):
         kicks: rounds of kick-and-descend for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
         seed: the random streams of the LM starts, the default Adam's starts and the kicks.
-        refine: the projected fallback's fit for observations provably out of range (default
-            ``Adam(steps=300, lr=0.05, restarts=3, polish=200, seed=seed)``; its first restart
-            starts at the projected layer-wise estimate, the others at random draws).
+        refine: the fallback's fit in pixels, for observations provably out of range and for
+            samples the searches leave without ``G(z) = x`` (default ``Adam(steps=300, lr=0.05,
+            restarts=3, polish=200, seed=seed)``; its first restart starts at the sample's current
+            latent, the projected layer-wise estimate for those out of range, the others at
+            random draws).
     """
 
     name = "auto"

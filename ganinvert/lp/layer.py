@@ -86,19 +86,20 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     tol = rtol * torch.where(scale > 0, scale, torch.ones_like(scale))  # (B,)
     prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
     optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
+    messages = [""] * B
     if fast_path:
         fp = lstsq_fast_path(prob, tol=tol, rank_rtol=rank_rtol)
         u, unique, settled = fp.u, fp.certified.clone(), fp.certified | fp.infeasible
         optimum = torch.where(fp.infeasible, fp.misfit_bound, optimum)  # out of range, proven: no LP
+        for i, (out, bound, t) in enumerate(zip(fp.infeasible.tolist(), fp.misfit_bound.tolist(), tol.tolist(),
+                                                strict=True)):
+            if out:
+                messages[i] = (f"no pre-image: least squares on the pinned rows leaves a misfit of at least "
+                               f"{bound:.3g} (tolerance {t:.3g})")
     else:
         u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
         unique = settled = torch.zeros(B, dtype=torch.bool, device=A.device)
     methods = ["lstsq" if c else solver for c in settled.tolist()]
-    messages = [""] * B
-    if fast_path:
-        for i in fp.infeasible.nonzero().flatten().tolist():
-            messages[i] = (f"no pre-image: least squares on the pinned rows leaves a misfit of at least "
-                           f"{fp.misfit_bound[i].item():.3g} (tolerance {tol[i].item():.3g})")
     solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
     rest = (~settled).nonzero().flatten()
     if rest.numel() and k > max_lp_dim:
