@@ -77,9 +77,10 @@ def _polish(prob: LayerProblem, u: torch.Tensor, active, rank_rtol: float) -> tu
     target = torch.where(eq | t_lo, prob.lo, prob.hi)
     w2 = torch.where(rows, prob.w ** 2, torch.zeros_like(prob.w))
     fixed = at_lo | at_hi
-    u_fix = torch.where(at_lo, torch.full_like(u, prob.u_lo) if math.isfinite(prob.u_lo) else u,
-                        torch.where(at_hi, torch.full_like(u, prob.u_hi) if math.isfinite(prob.u_hi) else u,
-                                    torch.zeros_like(u)))
+    u_fix = torch.zeros_like(u)  # the inputs at a bound, held there (at_lo/at_hi are False at an open side)
+    for at, bound in ((at_hi, prob.u_hi), (at_lo, prob.u_lo)):
+        if math.isfinite(bound):
+            u_fix = torch.where(at, torch.full_like(u, bound), u_fix)
     gram = prob.gram(w2)  # (B, k, k)
     rhs = (w2 * torch.where(rows, target - prob.b, torch.zeros_like(target))) @ A - (gram @ u_fix[..., None])[..., 0]
     free = (~fixed).to(u.dtype)
