@@ -61,7 +61,7 @@ def bench(name: str, G: nn.Module, n: int, n_highs: int, seed: int) -> None:
     res_fp = rel_err(chain(z_fp), x)
     rows.append(("fast path", t_fp, n, rel_err(z_fp, z), res_fp, None))
 
-    r = gi.invert(chain, x)
+    r = gi.invert(chain, x, method="layerwise")
     t_lw = r.timings["total"]
     rows.append(("layerwise", t_lw, n, rel_err(r.z, z), r.residual, r.exact))
 
