@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import pytest
 import torch
@@ -11,6 +12,11 @@ from ganinvert import nets
 from ganinvert.models.reference import paper_decoder, reference_path
 
 REFERENCE = reference_path()
+
+# torch's intra-op threads, pinned: by default torch starts one per core, and on a machine whose
+# cores are busy (CI runners, a benchmark beside the suite) they wait on each other
+torch.set_num_threads(int(os.environ.get("GANINVERT_TEST_THREADS", "1")))
+
 
 def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64):
     return nets.random_mlp(dims, act=act, out_act=out_act, bias=bias, seed=seed, dtype=dtype)

@@ -114,6 +114,7 @@ def test_launcher_configs_compose_onto_the_plugins(launcher, target):
         assert cfg.hydra.launcher.timeout_min == 60 and cfg.hydra.launcher.array_parallelism == 64
 
 
+@pytest.mark.slow  # two Hydra jobs in joblib subprocesses: 37 s (issue 17: long tests out of the default run)
 def test_real_multirun_with_the_joblib_launcher_is_aggregated_and_resumes(tmp_path):
     """The sweep a user types: two jobs in parallel processes, then the aggregated table; typing
     it again (an interrupted sweep resumed) leaves the finished jobs untouched."""
