@@ -15,7 +15,7 @@ from .activations import Identity
 from .adapters import Converter, to_chain
 from .budget import Budget
 from .chain import Chain, Layer
-from .defaults import choose_inverter, for_precision
+from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
 from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
@@ -133,7 +133,7 @@ def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch
     return out
 
 
-def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = "auto",
+def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = DEFAULT_METHOD,
            mask: torch.Tensor | None = None, measurement: torch.Tensor | None = None,
            norm: str | None = None, noise: float | None = None,
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
@@ -290,8 +290,8 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
                            seed=seed, differentiable=differentiable)
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
-    inverter, note = for_precision(inverter, image_chain, generator, x, default=isinstance(method, str) and (
-        method == "auto" and norm is None and noise is None and measurement is None), seed=seed)
+    inverter, note = for_precision(inverter, image_chain, generator, x, seed=seed,
+                                   default=left_to_us(method, norm=norm, noise=noise, measurement=measurement))
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     device = chain.device  # the generator's device governs; results go back to x's
     if x.device != device:

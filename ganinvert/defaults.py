@@ -16,14 +16,23 @@ from .inverters import INVERTERS, Auto, Inverter, Noisy
 logger = logging.getLogger(__name__)
 
 
+#: what ``invert(method=...)`` defaults to
+DEFAULT_METHOD = "auto"
+
+
+def left_to_us(method: str | Inverter, *, norm: str | None, noise: float | None, measurement: object) -> bool:
+    """The caller chose no path: the default method, and no option that selects another."""
+    return (isinstance(method, str) and method == DEFAULT_METHOD and norm is None and noise is None
+            and measurement is None)
+
+
 def choose_inverter(method: str | Inverter, *, norm: str | None, noise: float | None,
                     measurement: object, mask: object, seed: int) -> Inverter:
     """The inverter ``invert``'s options ask for: ``norm``/``noise`` select the noisy LP, and
     otherwise the default is ``auto``; an inverter named by a string takes ``seed`` (an instance
     keeps its own)."""
-    default = isinstance(method, str) and method == "auto"
     if norm is not None or noise is not None:
-        if not default:
+        if not (isinstance(method, str) and method == DEFAULT_METHOD):
             raise InvalidInputError(f"Expected: norm=/noise= with the default method (they select the noisy "
                                     f"layer-wise LP), Got: method={method!r}. Hint: pass "
                                     "method=ganinvert.Noisy(norm=..., noise=...) or drop method")

@@ -109,9 +109,10 @@ def stuck_pixel_share(images01: torch.Tensor, real01: torch.Tensor, *, on: float
 
 @torch.no_grad()
 def sample_quality(images01: torch.Tensor, classifier: DigitClassifier,
-                   reference: np.ndarray | None = None) -> dict[str, float]:
+                   reference: np.ndarray | None = None, real: torch.Tensor | None = None) -> dict[str, float]:
     """Metrics for samples ``(N, 1, 28, 28)`` in [0, 1] (see module doc); ``reference``:
-    :func:`held_out_features`, computed here when not given."""
+    :func:`held_out_features`, and ``real``: the train digits the stuck-pixel share compares
+    with, each loaded here when not given (pass them when scoring several generators)."""
     probs = classifier(images01.float()).softmax(1)
     conf = probs.max(1).values
     hist = torch.bincount(probs.argmax(1), minlength=10).float()
@@ -119,14 +120,16 @@ def sample_quality(images01: torch.Tensor, classifier: DigitClassifier,
     entropy = float(-(p[p > 0] * p[p > 0].log()).sum() / np.log(10))
     reference = held_out_features(classifier) if reference is None else reference
     fd = _frechet(classifier.features(images01.float()).numpy(), reference)
-    stuck, where = stuck_pixel_share(images01, load_mnist(split="train")[0])
+    stuck, where = stuck_pixel_share(images01, load_mnist(split="train")[0] if real is None else real)
     return {"stuck_pixel_share": stuck, "stuck_pixel": list(where), "confidence": conf.mean().item(), "confident_share": (conf > 0.9).float().mean().item(),
             "class_entropy": entropy, "frechet": fd}
 
 
 @torch.no_grad()
-def real_floor(classifier: DigitClassifier, n: int = 1000, reference: np.ndarray | None = None) -> dict[str, float]:
-    """The same metrics on 1,000 real train digits: what a perfect generator would score."""
-    x, _ = load_mnist(split="train")
+def real_floor(classifier: DigitClassifier, n: int = 1000, reference: np.ndarray | None = None,
+               real: torch.Tensor | None = None) -> dict[str, float]:
+    """The same metrics on 1,000 real train digits (``real``, loaded when not given): what a
+    perfect generator would score."""
+    x = load_mnist(split="train")[0] if real is None else real
     g = torch.Generator().manual_seed(0)
-    return sample_quality(x[torch.randperm(len(x), generator=g)[:n]], classifier, reference)
+    return sample_quality(x[torch.randperm(len(x), generator=g)[:n]], classifier, reference, x)

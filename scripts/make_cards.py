@@ -18,6 +18,7 @@ from torchvision.utils import save_image
 import ganinvert as gi
 from ganinvert import models
 from ganinvert.models import quality
+from ganinvert.models.data import load_mnist
 from ganinvert.models.registry import HERE, SPECS, checkpoint_path, sha256
 
 MANIFEST = HERE / "manifest.json"
@@ -65,7 +66,7 @@ def recipe(train: dict) -> str:
     return "".join(f", {e}" for e in extra)
 
 
-def make_card(name: str, classifier, n: int, *, accuracy: float, reference, floor: dict,
+def make_card(name: str, classifier, n: int, *, accuracy: float, reference, real, floor: dict,
               auto_n: int = 100) -> dict:
     spec, loaded = SPECS[name], models.load(name)
     path = checkpoint_path(name)
@@ -75,7 +76,7 @@ def make_card(name: str, classifier, n: int, *, accuracy: float, reference, floo
         grid = to_unit(loaded.generator(torch.randn(64, loaded.latent_dim, generator=g)), loaded.pixel_range)
         samples = to_unit(loaded.generator(torch.randn(n, loaded.latent_dim, generator=g)), loaded.pixel_range)
     save_image(grid, HERE / f"{name}.png", nrow=8, padding=2, pad_value=0.5)
-    q = quality.sample_quality(samples, classifier, reference)
+    q = quality.sample_quality(samples, classifier, reference, real)
     ex = exact_rate(loaded.generator, loaded.latent_dim, n)
     chain = gi.to_chain(loaded.generator, latent_shape=(loaded.latent_dim,))
     auto = {}
@@ -150,13 +151,14 @@ def main() -> None:
     args = ap.parse_args()
     classifier = quality.load_classifier()
     reference = quality.held_out_features(classifier)
-    floor = quality.real_floor(classifier, reference=reference)  # real digits' scores, beside each card's
+    real = load_mnist(split="train")[0]  # the stuck-pixel share's comparison, loaded once
+    floor = quality.real_floor(classifier, reference=reference, real=real)  # real digits' scores, beside each card's
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     accuracy = quality.held_out_accuracy(classifier)
     manifest["classifier"] = {"sha256": sha256(quality.CLASSIFIER), "held_out_accuracy": accuracy}
     for name in args.names:
-        entry = make_card(name, classifier, args.samples, accuracy=accuracy, reference=reference, floor=floor,
-                          auto_n=args.auto_samples)
+        entry = make_card(name, classifier, args.samples, accuracy=accuracy, reference=reference, real=real,
+                          floor=floor, auto_n=args.auto_samples)
         manifest[name] = entry
         q = entry["quality"]
         print(f"{name}: EXACT {entry['layerwise']['exact']:.1%}, class entropy {q['class_entropy']:.3f}, stuck-pixel "
