@@ -1,17 +1,28 @@
-"""A multirun directory of the invert app collected into one table and one plot: summary.csv
-(one row per run, data set and method) and summary.png (y against x, one line per data/method),
-written into the sweep directory (``scripts/aggregate.py`` is its command line)."""
+"""A multirun directory of the invert app collected into tables and one plot: summary.csv (one
+row per run, data set and method), summary.md (per figure, a table of it against the swept value:
+what docs/reproduction.md shows) and summary.png (one panel per figure, one line per
+[model/][data/]method), written into the sweep directory (``scripts/aggregate.py`` is its command
+line).
+
+What to plot comes from the arguments or else from the sweep's own config: an experiment file
+(``conf/experiment/``) names it under ``report`` (``x``, ``y``, ``logx``, ``logy``, ``plot``), so
+``python scripts/aggregate.py multirun/<experiment>`` alone redraws that experiment's figure."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import shutil
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+#: what is plotted when neither the arguments nor the sweep's config say
+DEFAULT_REPORT = {"x": "model.latent_dim", "y": ["exact_rate"], "logx": False, "logy": False, "plot": None}
 
 
 def _get(cfg: dict, dotted: str):
@@ -20,32 +31,69 @@ def _get(cfg: dict, dotted: str):
     return cfg
 
 
-def aggregate(sweep: str | Path, *, x: str = "model.latent_dim", y: str = "exact_rate") -> list[dict]:
-    """Rows of the sweep, sorted by ``x``; also writes summary.csv and summary.png into ``sweep``."""
+def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | None = None,
+              logx: bool | None = None, logy: bool | None = None, plot: str | Path | None = None) -> list[dict]:
+    """Rows of the sweep, sorted by ``x``; also writes summary.csv, summary.md and summary.png into
+    ``sweep`` (and a copy of the png to ``plot``). Options left None come from the sweep config's
+    ``report`` (an experiment file's), then :data:`DEFAULT_REPORT`."""
     sweep = Path(sweep)
-    rows = []
-    for path in sorted(sweep.glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        for key, s in m["results"].items():
-            data, method = key.split("/")
-            rows.append({"run": path.parent.name, "model": m["model"], x: _get(m["config"], x), "data": data,
-                         "method": method, **{k: v for k, v in s.items() if not isinstance(v, dict)}})
-    if not rows:
+    paths = sorted(sweep.glob("*/metrics.json"))
+    runs = {p.parent.name: json.loads(p.read_text()) for p in paths}
+    if not runs:
         raise FileNotFoundError(f"no */metrics.json under {sweep}: is it a multirun directory of scripts/invert.py?")
-    rows.sort(key=lambda r: (r["data"], r["method"], r[x]))
+    given = {"x": x, "y": [y] if isinstance(y, str) else y, "logx": logx, "logy": logy, "plot": plot}
+    report = {**DEFAULT_REPORT, **(runs[paths[0].parent.name]["config"].get("report") or {})}
+    report.update({k: v for k, v in given.items() if v is not None})
+    x, ys = report["x"], list(report["y"])
+    rows = [{"run": run, "model": m["model"], x: _get(m["config"], x), "data": key.split("/")[0],
+             "method": key.split("/")[1], **{k: v for k, v in s.items() if not isinstance(v, dict)}}
+            for run, m in runs.items() for key, s in m["results"].items()]
+    rows.sort(key=lambda r: (r["model"], r["data"], r["method"], r[x]))
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(sweep / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label in sorted({(r["data"], r["method"]) for r in rows}):
-        pts = [(r[x], r[y]) for r in rows if (r["data"], r["method"]) == label]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label="/".join(label))
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.legend(fontsize=8)
+    varies = [key for key in ("model", "data") if len({r[key] for r in rows}) > 1]
+
+    def label(r: dict) -> str:  # the method, after the model and data set where those vary
+        return "/".join([r[key] for key in varies] + [r["method"]])
+
+    labels = list(dict.fromkeys(label(r) for r in rows))
+    (sweep / "summary.md").write_text("\n".join(_table(rows, x, key, labels, label) for key in ys))
+    fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], ys):
+        for name in labels:
+            pts = [(r[x], r.get(key, math.nan)) for r in rows if label(r) == name]
+            ax.plot([str(p[0]) if isinstance(p[0], str) else p[0] for p in pts], [p[1] for p in pts],
+                    marker="o", label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(key)
+        ax.set_xscale("log" if report["logx"] else "linear")
+        ax.set_yscale("log" if report["logy"] else "linear")
+        ax.tick_params(axis="x", labelrotation=30 if isinstance(rows[0][x], str) else 0)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(sweep / "summary.png", dpi=100)
     plt.close(fig)
+    if report["plot"]:
+        Path(report["plot"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sweep / "summary.png", report["plot"])
     return rows
+
+
+def _table(rows: list[dict], x: str, key: str, labels: list[str], label) -> str:
+    """A markdown table of ``key``: one row per value of ``x``, one column per line of the plot."""
+    xs = list(dict.fromkeys(r[x] for r in sorted(rows, key=lambda r: r[x])))
+    cell = {(label(r), r[x]): r.get(key, math.nan) for r in rows}
+    out = [f"**{key}**", "", f"| {x} | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for v in xs:
+        out.append(f"| {v} | " + " | ".join(_fmt(cell.get((name, v), math.nan)) for name in labels) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _fmt(v) -> str:
+    if not isinstance(v, (int, float)) or math.isnan(v):
+        return "-"
+    return f"{v:.3g}" if abs(v) >= 1e-2 or v == 0 else f"{v:.1e}"

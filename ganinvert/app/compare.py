@@ -40,7 +40,10 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     trainer = L.Trainer(logger=CSVLogger(out_dir, name="logs"), inference_mode=False,
                         **OmegaConf.to_container(cfg.trainer, resolve=True))
     results, rows, out_shape = {}, [], to_chain(G, latent_shape=(k,)).out_shape
-    for dname, (x, z) in data.items():
+    for dname, (x, z, mask) in data.items():
+        if mask is not None:
+            raise ValueError(f"data.{dname}.observed < 1: the Lightning comparison inverts whole images only; "
+                             "run partial observations with scripts/invert.py")
         x = x.reshape(x.shape[0], *out_shape)
         ds = TensorDataset(x) if z is None else TensorDataset(x, z)
         (results[dname],) = trainer.test(module, DataLoader(ds, batch_size=cfg.batch_size), verbose=False)

@@ -38,13 +38,17 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     chain = to_chain(G, latent_shape=(k,))
     data, invs = observations(cfg, G, k, pixel_range), inverters(cfg, encoder)
     rows, summary, latents, shown = [], {}, {}, {}
-    for dname, (x, z) in data.items():
+    for dname, (x, z, mask) in data.items():
         x = x.reshape(x.shape[0], *chain.out_shape)
+        mask = None if mask is None else mask.reshape(x.shape)
         data_range = float(x.max() - x.min()) or 1.0
         cols = torch.linspace(0, x.shape[0] - 1, min(cfg.show, x.shape[0])).long()  # spread over the batch
         shown[dname] = {"target": x[cols]}
         for mname, inv in invs.items():
-            r = invert(chain, x, method=inv, time_limit=cfg.get("time_limit"), progress=cfg.get("progress"))
+            # with a mask the inverters see the observed pixels only; the metrics compare G(z) with
+            # the whole truth x, the unobserved pixels included (what inpainting is judged by)
+            r = invert(chain, x, method=inv, mask=mask, time_limit=cfg.get("time_limit"),
+                       progress=cfg.get("progress"))
             per_sample = columns(r, sample_metrics(r, x, z, data_range=data_range))
             summary[f"{dname}/{mname}"] = summarize(per_sample)
             rows += sample_rows(r, per_sample, data=dname, method=mname)
@@ -59,7 +63,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
-    torch.save({"z_star": {d: z for d, (_, z) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")
+    torch.save({"z_star": {d: z for d, (_, z, _) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")
     picture(shown, pixel_range, out_dir / "reconstructions.png")
     return metrics
 
