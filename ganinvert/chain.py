@@ -86,8 +86,9 @@ class Chain:
 
     def walk(self, z: torch.Tensor, *, layers: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The one forward loop: ``[(pre-activation, output)]`` of every layer (of the first
-        ``layers``), flat ``(B, n_i)`` each, for ``z`` (B, *in_shape)."""
-        h, out = z.reshape(z.shape[0], -1), []  # (B, k)
+        ``layers``), flat ``(B, n_i)`` each, for ``z`` (B, *in_shape), in the chain's dtype
+        (a float32 module's chain is float64: its users' float32 latents are cast, not refused)."""
+        h, out = z.reshape(z.shape[0], -1).to(self.dtype), []  # (B, k)
         for layer in self.layers[:layers]:
             p = layer.op.matvec(h) + layer.bias
             h = layer.act.forward(p)
