@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidInputError
+from .tolerances import target_scale
 
 _INF = math.inf
 _MIN_WEIGHT = 1e-2
@@ -85,7 +86,7 @@ class Activation:
     def fit_bounds(self, y: torch.Tensor) -> RowBounds:
         """:meth:`bounds` at the tolerance a least-squares fit to an exact observation uses:
         ``1e-9`` of the sample's scale (at least 1)."""
-        return self.bounds(y, tol=1e-9 * y.abs().amax(1, keepdim=True).clamp(min=1.0))
+        return self.bounds(y, tol=1e-9 * target_scale(y, keepdim=True))
 
     def active_rows(self, p: torch.Tensor) -> RowBounds:
         """The exact rows at the pre-activation ``p`` (B, n) itself: :meth:`bounds` of

@@ -36,3 +36,12 @@ LOW_PRECISION = DtypeTolerance(residual=1e-2, chain_check=1e-2)
 def tolerance(dtype: torch.dtype) -> DtypeTolerance:
     """The tolerances of ``dtype``."""
     return TOLERANCES.get(dtype, LOW_PRECISION)
+
+
+def target_scale(y: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
+    """The scale a layer's tolerances are relative to, per sample of ``y`` ``(B, n)``: ``max |y|``,
+    at least 1. The floor keeps a target that is all but zero from being its own yardstick: a
+    hidden vector of 1e-8s recovered from a float32 image is zero to within the image's
+    precision, not a set of positive rows that pin the layer's input (measured by the property
+    tests: without the floor, a false EXACT)."""
+    return y.abs().amax(1, keepdim=keepdim).clamp(min=1.0)

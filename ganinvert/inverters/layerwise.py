@@ -15,6 +15,7 @@ from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
 from ..lp.cvx import lp_layer
 from ..operators import DEFAULT_MAX_DENSE
+from ..tolerances import target_scale
 from .backward import BackwardPass
 from .base import Anchors, Inverter, RawSolution
 
@@ -117,8 +118,8 @@ class Layerwise(Inverter):
             raw.layer_residuals[idx, i], raw.unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
             raw.failed[idx] |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
-                scale = y.abs().amax(1).clamp(min=torch.finfo(y.dtype).tiny)
-                raw.infeasible[idx] = (sol.solver_ok & (sol.optimum > self.layer_rtol * rtol * scale)).cpu()
+                tol = self.layer_rtol * rtol * target_scale(y)  # the layer's own tolerance
+                raw.infeasible[idx] = (sol.solver_ok & (sol.optimum > tol)).cpu()
             for j, b in enumerate(idx.tolist()):  # paths read first layer first
                 raw.methods[b] = f"{sol.methods[j]}>{raw.methods[b]}" if raw.methods[b] else sol.methods[j]
                 if sol.messages[j]:

@@ -39,6 +39,7 @@ import torch
 
 from ..chain import Chain
 from ..errors import LayerTooLargeError, NotDifferentiableError
+from ..tolerances import target_scale
 from .fastpath import cholesky_full_rank
 from .problem import LayerProblem, WeightedGram
 
@@ -166,8 +167,7 @@ def differentiate(chain: Chain, x: torch.Tensor, z: torch.Tensor, *, observed: t
             reasons[j] = f"layer {i}'s active equations do not have full column rank"
         defined.logical_and_(ok)
         if lp_layer is not None:
-            scale = y.detach().abs().amax(1, keepdim=True).clamp(min=1.0)
-            bounds = layer.act.bounds(y, tol=0.1 * rtol * scale)
+            bounds = layer.act.bounds(y, tol=0.1 * rtol * target_scale(y.detach(), keepdim=True))
             seen = observed if i == last and observed is not None else torch.ones_like(pinned)  # unobserved: open
             prob = LayerProblem(A, layer.bias, torch.where(seen, bounds.lo, -math.inf),
                                 torch.where(seen, bounds.hi, math.inf), bounds.weight, lo, hi)

@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 import torch
 
 from ..activations import Activation
+from ..tolerances import target_scale
 from .certify import polish_and_certify
 from .cvx import solve_cvxpylayers
 from .fastpath import lstsq_fast_path
@@ -73,7 +74,8 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     Args:
         A: ``(n, k)`` float64; b: ``(n,)``; y: ``(B, n)`` float64 on the same device.
         u_range: box of the layer input (``(0, inf)`` after a ReLU).
-        rtol: feasibility tolerance relative to ``max |y|`` of each sample.
+        rtol: feasibility tolerance relative to ``max |y|`` of each sample, at least 1
+            (:func:`~ganinvert.tolerances.target_scale`).
         solver: a key of :data:`SOLVERS`, for the samples the fast path does not certify.
         rank_rtol: relative singular-value threshold of the rank checks.
         fast_path: try least squares first (off: every sample goes to the LP).
@@ -82,8 +84,7 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
         solver_options: ``tol`` and/or ``max_iter`` for the LP solver (see :data:`SOLVERS`).
     """
     B, k = y.shape[0], A.shape[1]
-    scale = y.abs().amax(1)
-    tol = rtol * torch.where(scale > 0, scale, torch.ones_like(scale))  # (B,)
+    tol = rtol * target_scale(y)  # (B,)
     prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
     optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
     messages = [""] * B

@@ -31,6 +31,7 @@ import torch
 
 from ..budget import Budget
 from ..chain import Chain
+from ..tolerances import target_scale
 from .ipm import solve_ipm
 from .problem import LayerProblem
 
@@ -171,7 +172,7 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
         z = z0.clone()
         pats = patterns_at(chain, z0) if patterns is None else [p.clone() for p in patterns]
         local_min = torch.zeros(B, dtype=torch.bool, device=z0.device)
-        scale = x.abs().amax(1).clamp(min=1.0)
+        scale = target_scale(x)
         for r in range(rounds):
             if live.numel() == 0 or (budget is not None and budget.expired):
                 break
