@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
 
 from ganinvert import nets
@@ -16,6 +17,14 @@ REFERENCE = reference_path()
 # torch's intra-op threads, pinned: by default torch starts one per core, and on a machine whose
 # cores are busy (CI runners, a benchmark beside the suite) they wait on each other
 torch.set_num_threads(int(os.environ.get("GANINVERT_TEST_THREADS", "1")))
+
+# Hypothesis profiles (HYPOTHESIS_PROFILE=...): ``ci``, the default, draws few generators per
+# property and derandomizes, so the default suite stays within its time and never flakes;
+# ``thorough`` (make test-all) draws thousands. No deadline: an example is a whole inversion.
+settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64):
