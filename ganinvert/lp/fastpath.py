@@ -67,16 +67,21 @@ def lstsq_fast_path(prob: LayerProblem, *, tol: torch.Tensor, rank_rtol: float =
 def cholesky_full_rank(gram: torch.Tensor, rank_rtol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cholesky factors of a batch of normal matrices ``(B, k, k)`` and which have full rank,
     conservatively: ``lambda_min >= 1 / ||L^-1||_F^2`` (a lower bound, 4x cheaper than eigvalsh at
-    k = 100) must exceed ``rank_rtol^2`` times ``trace >= lambda_max``. Returns ``(L, full (B,)
-    bool, the lower bound on lambda_min)``; ``L`` is meaningless where ``full`` is False."""
+    k = 100) must exceed ``rank_rtol^2`` times ``trace >= lambda_max``, and never less than
+    Cholesky's own rounding, ``4 k eps`` of the trace: a Gram matrix squares the singular values,
+    so ``rank_rtol = 1e-8`` asks for 1e-16, below float64's eps, where a rank-1 ``a a^T`` can
+    factor with a last pivot of rounding noise and pass for full rank (found by the property
+    tests: a 1-row layer with 2 inputs certified unique). Returns ``(L, full (B,) bool, the
+    lower bound on lambda_min)``; ``L`` is meaningless where ``full`` is False."""
     B, k = gram.shape[0], gram.shape[-1]
+    floor = max(rank_rtol ** 2, 4 * k * torch.finfo(gram.dtype).eps)
     L, info = torch.linalg.cholesky_ex(gram)
     eye = torch.eye(k, dtype=gram.dtype, device=gram.device).expand(B, k, k)
     L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
     zero = torch.zeros(B, dtype=gram.dtype, device=gram.device)
     lam_min = torch.nan_to_num(torch.where(info == 0, 1.0 / L_inv.square().sum((1, 2)), zero), nan=0.0, posinf=0.0)
     trace = gram.diagonal(dim1=1, dim2=2).sum(1)
-    return L, (info == 0) & (lam_min > (rank_rtol ** 2) * trace), lam_min
+    return L, (info == 0) & (lam_min > floor * trace), lam_min
 
 
 def _solve(prob: LayerProblem, A: torch.Tensor, k: int, tol: torch.Tensor, rank_rtol: float):
