@@ -114,11 +114,7 @@ def _mask(mask: object, out_shape: tuple[int, ...], B: int, device) -> torch.Ten
     elif shape != (B, *out_shape):
         raise ShapeMismatchError(f"Expected: mask of shape {out_shape} (one for the batch) or {(B, *out_shape)}, "
                                  f"Got: {shape}")
-    mask = mask.reshape(B, -1).to(device)
-    if not mask.any(1).all():
-        raise InvalidInputError("Expected: every sample's mask to observe at least one pixel, Got: an "
-                                f"all-False mask for sample {int((~mask.any(1)).nonzero()[0])}")
-    return mask
+    return mask.reshape(B, -1).to(device)
 
 
 def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float,
@@ -305,6 +301,9 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
     if obs is not None:  # what is not observed is not data: zero it so validation ignores it
         x64 = torch.where(obs, x64, torch.zeros_like(x64))
     invalid = _invalid_samples(chain, x64, rtol, slack=inverter.output_slack)
+    if obs is not None:  # a sample whose mask hides every pixel has nothing to invert: its own status
+        invalid = [r if seen else "its mask observes no pixel; Expected at least one True per sample's mask"
+                   for r, seen in zip(invalid, obs.any(1).tolist())]
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
                 x.device, note, graph_chain, x_graph)
 

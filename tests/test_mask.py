@@ -39,10 +39,16 @@ def test_bad_masks_are_typed_errors(net):
         gi.invert(G, x, mask=torch.ones(1, 20, 25))
     with pytest.raises(gi.ShapeMismatchError, match=r"\(1, 20, 25\)"):
         gi.invert(G, x, mask=torch.ones(500, dtype=torch.bool))
+
+
+def test_a_sample_whose_mask_hides_everything_is_invalid_alone(net):
+    G, z, x = net
     m = torch.ones(16, 1, 20, 25, dtype=torch.bool)
     m[3] = False
-    with pytest.raises(gi.InvalidInputError, match="sample 3"):
-        gi.invert(G, x, mask=m)
+    r = gi.invert(G, x, mask=m, method="layerwise")
+    assert r.status[3] is gi.Status.INVALID and "observes no pixel" in r.messages[3]
+    others = [i for i in range(16) if i != 3]
+    assert all(r.status[i] is gi.Status.EXACT for i in others) and (rel_err(r.z[others], z[others]) < 1e-9).all()
 
 
 def test_ninety_percent_observed_on_the_reference_decoder_recovers_most_latents(reference_decoder):
