@@ -22,7 +22,7 @@ from torch import fx, nn
 from . import activations as acts
 from .chain import Chain, Layer
 from .converters import DEFAULT_CONVERTERS, Affine, Converter, Piece, Reshape
-from .errors import ChainMismatchError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
+from .errors import ChainMismatchError, InvalidInputError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
 from .operators import Diagonal, compose
 from .tolerances import tolerance
 
@@ -197,6 +197,15 @@ def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
     return []
 
 
+def _checked_latent_shape(shape: object) -> tuple[int, ...]:
+    """``latent_shape`` as a tuple of positive ints, or a typed error saying what was expected."""
+    dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else None
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise InvalidInputError(f"Expected: latent_shape as a tuple of positive ints (the per-sample shape of z, "
+                                f"e.g. (100,) or (100, 1, 1)), Got: {shape!r}")
+    return dims
+
+
 def _run(gm: fx.GraphModule, z: torch.Tensor) -> Exception | None:
     """None when the module runs on ``z``, else the error that rules this latent shape out."""
     try:
@@ -261,16 +270,20 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     gen = torch.Generator().manual_seed(seed)
-    shapes = [tuple(latent_shape)] if latent_shape is not None else _candidate_latent_shapes(gm)
+    if latent_shape is not None:
+        latent_shape = _checked_latent_shape(latent_shape)
+    shapes = [latent_shape] if latent_shape is not None else _candidate_latent_shapes(gm)
     errors = {s: _run(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))
               for s in shapes}
     probe_ok = [s for s, e in errors.items() if e is None]
     if not probe_ok:
         why = "".join(f"; on {(_PROBE_BATCH, *s)}: {type(e).__name__}: {e}" for s, e in errors.items())
         last = next(reversed(errors.values()), None)  # the cause shown in the traceback
+        got = f"latent_shape={tuple(latent_shape)}" if latent_shape is not None else "no latent_shape"
         raise ShapeMismatchError(
-            f"could not run {_name(module)} on latents of shape "
-            f"{[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass latent_shape=(...).") from last
+            f"Expected: a latent shape {_name(module)} runs on, Got: {got}; could not run {_name(module)} on "
+            f"latents of shape {[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass "
+            "latent_shape=(...), the per-sample shape of z the generator takes.") from last
     in_shape = probe_ok[0]
 
     chain = _build(gm, module, in_shape, table, dtype, device, gen)
