@@ -275,6 +275,8 @@ class _Job:
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
              check_chain, seed, differentiable) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidInputError(f"Expected: seed as an int in [0, 2**63), Got: {seed!r}")
     inverter = choose_inverter(method, norm=norm, noise=noise, measurement=measurement, mask=mask, seed=seed)
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
