@@ -79,7 +79,7 @@ def picture(shown: dict, pixel_range, path: Path) -> None:
             ax = axes[r][c]
             ax.axis("off")
             if c < imgs.shape[0]:
-                img = imgs[c].detach().float().reshape(-1, imgs.shape[-1]).cpu()
+                img = imgs[c].detach().float().reshape(-1, imgs.shape[-1]).cpu().numpy()
                 ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi != float("inf") else None)
         axes[r][0].text(-0.08, 0.5, f"{d}\n{name}", transform=axes[r][0].transAxes, ha="right", va="center",
                         fontsize=8)

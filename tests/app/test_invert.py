@@ -13,6 +13,7 @@ from PIL import Image
 
 import ganinvert as gi
 from ganinvert.app import aggregate, config, invert
+from ganinvert.models.reference import reference_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,10 @@ def _cfg(overrides):
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_option_composes_and_builds(model):
     cfg = _cfg([f"model={model}"])
+    if cfg.model.kind == "reference" and not reference_path().exists():
+        with pytest.raises(FileNotFoundError, match="GANINVERT_SHARED"):
+            config.build_generator(cfg)
+        return
     G, k, _, _ = config.build_generator(cfg)
     assert gi.to_chain(G, latent_shape=(k,)).in_dim == k
 
@@ -90,10 +95,34 @@ def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
 
 
 def test_experiment_files_list_only_what_differs():
-    cfg = _cfg(["+experiment=relu_latent_sweep"])
+    cfg = _cfg(["+experiment=expansion_threshold"])
     assert cfg.model.name == "random_relu" and list(cfg.model.widths) == [250, 600]
-    assert set(cfg.data) == {"generated"} and set(cfg.inverter) == {"layerwise", "adam"}
-    assert cfg.seed == 0  # untouched defaults stay
+    assert set(cfg.data) == {"generated"} and set(cfg.inverter) == {"layerwise", "adam", "gd"}
+    assert cfg.seed == 0 and cfg.data.generated.noise == 0  # untouched defaults stay
+    noisy = _cfg(["+experiment=noise", "data.generated.noise=1e-4"])
+    assert {noisy.inverter[n].noise for n in ("linf", "l1", "l2")} == {1e-4}  # the LPs are told the level
+
+
+def test_generated_observations_with_uniform_noise_and_per_sample_masks():
+    cfg = _cfg(["model=random_relu", "model.latent_dim=4", "model.widths=[10,50]", "data=[generated]",
+                "data.generated.n=5", "data.generated.noise=0.01", "data.generated.noise_dist=uniform",
+                "data.generated.observed=0.6"])
+    G, k, rng, _ = config.build_generator(cfg)
+    (x, z, mask), = config.observations(cfg, G, k, rng).values()
+    with torch.no_grad():
+        e = x - G(z)
+    assert e.abs().max() <= 0.01 and e.abs().max() > 0.009  # uniform on [-eps, eps]: reaches near eps
+    assert mask.shape == x.shape and (mask.flatten(1).sum(1) == 30).all()  # 60% of 50, per sample
+    assert not torch.equal(mask[0], mask[1])  # each sample its own pixels
+    with pytest.raises(ValueError, match="noise_dist='laplace'"):
+        config.observations(_cfg(["data.generated.noise=0.1", "data.generated.noise_dist=laplace"]), G, k, rng)
+
+
+def test_a_partly_observed_run_inverts_the_observed_pixels_and_scores_the_whole_image(tmp_path):
+    cfg = _cfg(["model=random_relu", "model.latent_dim=5", "model.widths=[40,200]", "data=[generated]",
+                "data.generated.n=4", "data.generated.observed=0.7", "inverter=[layerwise]", "show=2"])
+    res = invert.run(cfg, tmp_path)["results"]["generated/layerwise"]
+    assert res["exact_rate"] == 1.0 and res["median_output_rel_err"] < 1e-9  # hidden pixels filled in exactly
 
 
 def test_a_bad_override_fails_in_hydra_not_in_our_code():
