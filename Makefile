@@ -25,8 +25,10 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# every test, the slow ones too, and the property tests under the thorough hypothesis profile
+# (thousands of random generators per property; the counts print at the end)
 test-all: install
-	$(BIN)/python -m pytest -m ''
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -m '' --hypothesis-show-statistics
 
 bench: install
 	$(BIN)/python benchmarks/bench_layerwise.py

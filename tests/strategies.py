@@ -80,7 +80,7 @@ def mlp_specs(draw, *, dtype=None) -> Spec:
 @st.composite
 def conv_specs(draw, *, dtype=None) -> Spec:
     latent = draw(st.integers(1, 6))
-    layers, ch, size = [], latent, 1
+    layers, size = [], 1
     for i in range(draw(st.integers(1, 3))):
         kind = "convT" if i == 0 else draw(st.sampled_from(["convT", "conv"]))
         k, s = draw(st.integers(1, 4)), draw(st.integers(1, 2))
@@ -92,7 +92,7 @@ def conv_specs(draw, *, dtype=None) -> Spec:
         act, alpha = draw(layer_acts())
         layers.append(LayerSpec(kind, out, act, alpha, bias=draw(st.booleans()), batchnorm=draw(st.booleans()),
                                 kernel=k, stride=s, padding=p))
-        ch, size = out, new
+        size = new
     return Spec(latent, tuple(layers), dtype or draw(st.sampled_from([torch.float32, torch.float64])),
                 draw(st.integers(0, 2**31 - 1)), conv=True)
 
