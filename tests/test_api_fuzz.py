@@ -5,7 +5,6 @@ inverted without the bad ones beside it. Any other exception is a bug."""
 
 from __future__ import annotations
 
-
 import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
