@@ -117,9 +117,9 @@ def test_float32_observation_returns_float32_results(relu_net):
 def test_throw_names_a_solver_breakdown_as_solver_error():
     G = random_mlp((10, 40, 30), seed=8)  # 40 -> 30 contracts: the LP is needed
     x = G(latents(2, 10)).detach()
-    with pytest.raises(gi.SolverError, match=r"2 of 2 samples.*sample 0: FAILED: layer 1: HiGHS"):
+    with pytest.raises(RuntimeError, match=r"2 of 2 samples.*sample 0: FAILED: layer 1: HiGHS") as e:
         gi.invert(G, x, method=gi.Layerwise(solver="highs", solver_options={"max_iter": 1}), throw=True)
-    assert issubclass(gi.SolverError, gi.InversionError) and issubclass(gi.SolverError, RuntimeError)
+    assert type(e.value) is gi.SolverError  # caught as RuntimeError, as a caller without ganinvert's types would
 
 
 def test_seed_governs_the_random_starts_of_an_inverter_named_by_a_string():

@@ -3,12 +3,6 @@ import torch
 from ganinvert import InversionResult, Status
 
 
-def test_status_members_carry_messages_and_solved_flags():
-    assert "single point" in Status.EXACT.message
-    assert Status.EXACT.solved and Status.EXACT_NONUNIQUE.solved
-    assert not any(s.solved for s in (Status.APPROXIMATE, Status.INFEASIBLE, Status.FAILED, Status.INVALID))
-
-
 def test_counts_and_summary():
     r = InversionResult(z=torch.zeros(3, 2), x_hat=torch.zeros(3, 4),
                         status=[Status.EXACT, Status.INVALID, Status.EXACT],

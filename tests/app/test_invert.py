@@ -48,12 +48,12 @@ def test_every_inverter_option_instantiates(name):
 
 def test_run_writes_the_four_files_with_sane_content(tmp_path):
     cfg = _cfg(["model=random_relu", "model.latent_dim=5", "model.widths=[20,60]", "data=[generated]",
-                "data.generated.n=6", "inverter=[layerwise,adam]", "inverter.adam.steps=20", "show=3"])
+                "data.generated.n=6", "inverter=[layerwise,adam]", "inverter.adam.steps=20", "show=3", "seed=3"])
     metrics = invert.run(cfg, tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["results"]["generated/layerwise"]["exact_rate"] == 1.0
     assert saved["results"]["generated/layerwise"]["success@1e-05"] == 1.0
-    assert saved["seed"] == 0 and saved["git_commit"] and saved["ganinvert"]
+    assert saved["seed"] == 3 and saved["git_commit"] and saved["ganinvert"]
     assert metrics["results"].keys() == saved["results"].keys()
     rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
     assert len(rows) == 6 * 2 and {r["method"] for r in rows} == {"layerwise", "adam"}
@@ -94,11 +94,7 @@ def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
         assert im.size[0] > 100
 
 
-def test_experiment_files_list_only_what_differs():
-    cfg = _cfg(["+experiment=expansion_threshold"])
-    assert cfg.model.name == "random_relu" and list(cfg.model.widths) == [250, 600]
-    assert set(cfg.data) == {"generated"} and set(cfg.inverter) == {"layerwise", "adam", "gd"}
-    assert cfg.seed == 0 and cfg.data.generated.noise == 0  # untouched defaults stay
+def test_the_noise_experiments_lps_are_told_the_swept_noise_level():
     noisy = _cfg(["+experiment=noise", "data.generated.noise=1e-4"])
     assert {noisy.inverter[n].noise for n in ("linf", "l1", "l2")} == {1e-4}  # the LPs are told the level
 
@@ -137,10 +133,6 @@ def test_launcher_configs_compose_onto_the_plugins(launcher, target):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="invert", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(target)
-    if launcher == "local":
-        assert cfg.hydra.launcher.n_jobs == 2 and cfg.hydra.launcher.backend == "loky"
-    else:
-        assert cfg.hydra.launcher.timeout_min == 60 and cfg.hydra.launcher.array_parallelism == 64
 
 
 @pytest.mark.slow  # two Hydra jobs in joblib subprocesses: 37 s (issue 17: long tests out of the default run)
@@ -175,7 +167,8 @@ def test_the_app_shows_the_progress_bar_on_stderr_and_passes_the_time_limit(tmp_
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["time_limit"] == 30
 
 
-def test_the_main_job_compares_auto_with_adam_on_generated_and_real_digits_by_default():
-    cfg = _cfg([])
-    assert cfg.model.name == "mnist_mlp" and set(cfg.inverter) == {"auto", "adam"}
-    assert set(cfg.data) == {"generated", "mnist"}
+def test_the_main_job_compares_auto_with_adam_on_generated_and_real_digits_by_default(tmp_path):
+    cfg = _cfg(["data.generated.n=2", "data.mnist.n=2", "inverter.adam.steps=5", "show=2"])  # only shrunk
+    results = invert.run(cfg, tmp_path)["results"]
+    assert set(results) == {"generated/auto", "generated/adam", "mnist/auto", "mnist/adam"}
+    assert results["generated/auto"]["solved_rate"] == 1.0  # x = G(z*) on the shipped mnist_mlp
