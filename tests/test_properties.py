@@ -86,8 +86,17 @@ def test_exact_means_z_is_z_star_and_solved_means_g_of_z_is_x(spec):
             assert err[i] <= LATENT_TOL[spec.dtype], f"sample {i}: false EXACT, ||z - z*|| / ||z*|| = {err[i]:.2e}"
 
 
+#: found by the thorough profile: Tanh hidden layers, so auto's search is Adam's restarts; their
+#: starts came from one stream for the batch, so sample 1 drew other starts in a batch than alone
+#: and came back APPROXIMATE there, EXACT_NONUNIQUE alone (ganinvert.streams)
+BATCH_STREAM = Spec(1, (LayerSpec("convT", 2, "leaky", 0.01, True, True, 4, 1, 0),
+                        LayerSpec("conv", 3, "tanh", 0.01, True, True, 2, 2, 0),
+                        LayerSpec("conv", 1, "leaky", 0.01, False, False, 2, 1, 0)), torch.float32, seed=125922, conv=True)
+
+
 @SLOW_EXAMPLES
 @given(spec=specs())
+@example(spec=BATCH_STREAM)
 def test_a_samples_status_does_not_depend_on_its_batch(spec):
     """Solved alone or beside others, a sample gets the same status: one sample's hard LP or
     search never changes what its neighbours are told."""

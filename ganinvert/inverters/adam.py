@@ -28,6 +28,7 @@ import torch
 from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
+from ..streams import SeedStream
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
@@ -84,14 +85,13 @@ class LatentOptimizer(Inverter):
                 "in Lightning, build the Trainer with inference_mode=False")
         B, k, R = x.shape[0], chain.in_dim, self.restarts
         budget = budget or unlimited()
-        gen = torch.Generator(device=x.device).manual_seed(self.seed)
         z = torch.empty(R, B, k, dtype=x.dtype, device=x.device)
         loss = torch.empty(R, B, dtype=x.dtype, device=x.device)
         per_chunk = max(1, self.max_rows // R)
         for s in range(0, B, per_chunk):
             warm = None if z0 is None else z0[s:s + per_chunk]
             with torch.enable_grad():  # also under an outer no_grad (Lightning's test loop)
-                z[:, s:s + per_chunk], loss[:, s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], gen, warm,
+                z[:, s:s + per_chunk], loss[:, s:s + per_chunk] = self._run(chain, x[s:s + per_chunk], warm,
                                                                              budget)
         return z, loss
 
@@ -107,12 +107,13 @@ class LatentOptimizer(Inverter):
             loss = (rb.misfit(p) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
-    def _run(self, chain: Chain, x: torch.Tensor, gen: torch.Generator, warm: torch.Tensor | None,
+    def _run(self, chain: Chain, x: torch.Tensor, warm: torch.Tensor | None,
              budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, R = x.shape[0], chain.in_dim, self.restarts
         xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
         rb = chain.layers[-1].act.fit_bounds(xr) if self.loss == "preactivation" else None
-        z = self.init_std * torch.randn(R * b, k, generator=gen, dtype=x.dtype, device=x.device)
+        draws = SeedStream(self.seed, self.name, like=x)  # restart r starts at the same draw for every sample
+        z = self.init_std * draws.randn(R, k).repeat_interleave(b, dim=0)
         if self.box is not None:
             z = z.clamp(-self.box, self.box)
         if warm is not None:
@@ -144,7 +145,8 @@ class LatentOptimizer(Inverter):
             if self.box is not None:
                 with torch.no_grad():  # stochastic clipping: redraw what left the box
                     out = z.abs() > self.box
-                    z[out] = (torch.rand(int(out.sum()), generator=gen, dtype=x.dtype, device=x.device) * 2 - 1) * self.box
+                    u = draws.rand(R, k).repeat_interleave(b, dim=0)  # this step's redraws, per restart
+                    z[out] = (u[out] * 2 - 1) * self.box
             if self.log_every and step % self.log_every == 0:
                 logger.info("%s step %d/%d: median loss %.3e", self.name, step, self.steps, best.median().item())
         if self.polish and not budget.expired:

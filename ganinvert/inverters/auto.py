@@ -49,6 +49,7 @@ from ..chain import Chain
 from ..errors import InvalidInputError, LayerTooLargeError
 from ..lp.newton import levenberg_marquardt
 from ..lp.pattern import applies, solve_pattern_lp
+from ..streams import SeedStream
 from .adam import Adam
 from .backward import BackwardPass
 from .base import Inverter, RawSolution
@@ -147,7 +148,7 @@ class Auto(Inverter):
         S = self.starts
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
         res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
-        gen = torch.Generator(device=dev).manual_seed(self.seed)
+        starts = SeedStream(self.seed, "auto: LM starts", like=x).randn(S, k)  # start w: the same for every sample
         for w in range(S):  # LM from the layer-wise estimate, z = 0, then random draws, while open
             if not (best > rtol).any() or budget.expired:
                 break
@@ -155,7 +156,7 @@ class Auto(Inverter):
             if rows.numel() == 0:  # no layer-wise estimate to start from
                 continue
             start = (z0[rows.to(dev)] if w == 0 else torch.zeros(rows.numel(), k, dtype=x.dtype, device=dev) if w == 1
-                     else self.adam.init_std * torch.randn(rows.numel(), k, generator=gen, dtype=x.dtype, device=dev))
+                     else self.adam.init_std * starts[w].expand(rows.numel(), k))
             budget.stage(f"auto: Levenberg-Marquardt from start {w + 1} of {S}")
             sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rtol, steps=self.newton_steps,
                                       budget=budget)
@@ -177,16 +178,16 @@ class Auto(Inverter):
             at[rows.to(dev)], trapped[rows] = sol.z, sol.local_min.cpu()
             logger.info("auto: after pattern wave %d, %d of %d samples open", w + 1, int((best > rtol).sum()), B)
         rows = trapped.nonzero().flatten()
-        gen = torch.Generator(device=dev).manual_seed(self.seed + 1)
+        kicks = SeedStream(self.seed, "auto: kicks", like=x)
         for n in range(1, self.kicks + 1):
+            noise = kicks.randn(S, k)  # round n's kick of each LM end w, drawn whoever is still open
             open_ = best > rtol
             live = rows[open_[rows % B] & trapped[rows]]
             if live.numel() == 0 or budget.expired:
                 break
             budget.stage(f"auto: kick {n} of {self.kicks}")
             zl = at[live.to(dev)]
-            noise = torch.randn(zl.shape, generator=gen, dtype=zl.dtype, device=dev)
-            zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise
+            zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise[(live // B).to(dev)]
             sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds,
                                    group=(live % B).to(dev), budget=budget)
             at[live.to(dev)] = sol.z
@@ -266,8 +267,7 @@ class Auto(Inverter):
             return raw
         t = todo.to(x.device)
         failed = raw.failed[todo]
-        gen = torch.Generator(device=x.device).manual_seed(self.seed)
-        start = self.adam.init_std * torch.randn(raw.z[t].shape, generator=gen, dtype=x.dtype, device=x.device)
+        start = self.adam.init_std * SeedStream(self.seed, "auto: failed layer-wise", like=x).randn(1, chain.in_dim)
         z0 = torch.where(failed.to(x.device)[:, None], start, raw.z[t])  # a random start where it failed
         z, tag = self._anchored(chain, raw, todo, z0, x[t], rtol=rtol, have_seed=~failed, budget=budget)
         best = chain.relative_residual(z, x[t]).cpu()
