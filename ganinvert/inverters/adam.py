@@ -41,6 +41,9 @@ class LatentOptimizer(Inverter):
 
     name = "latent_optimizer"
     _optimizer = "adam"
+    #: a fit in pixels takes observations off the output range (noise takes ReLU pixels below 0):
+    #: its residual says how far it got, nothing makes such a sample invalid
+    output_slack = math.inf
 
     def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1, init_std: float = 1.0,
                  seed: int = 0, z_penalty: float = 0.0, box: float | None = None,

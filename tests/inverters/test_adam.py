@@ -4,7 +4,7 @@ import torch
 import ganinvert as gi
 from ganinvert import Status
 
-from ..conftest import latents, random_mlp
+from ..conftest import latents, random_mlp, rel_err
 
 
 def test_adam_baseline_never_claims_uniqueness_and_is_seeded():
@@ -86,3 +86,17 @@ def test_lbfgs_polish_finishes_what_adam_left_and_never_raises_the_loss():
 def test_polish_options_are_checked():
     with pytest.raises(gi.InvalidInputError, match="polish >= 0 and polish_rows >= 1, Got: polish=-1"):
         gi.Adam(polish=-1)
+
+
+def test_noise_that_leaves_the_output_range_is_fitted_not_refused():
+    # uniform noise takes ReLU pixels below 0: the exact methods call that out of range (INVALID,
+    # with the noise= hint), a fit in pixels just fits it
+    G = random_mlp((20, 100, 500), seed=0)
+    z = latents(4, 20, seed=1)
+    x = G(z).detach() + 1e-3 * (2 * torch.rand(4, 500, generator=torch.Generator().manual_seed(2),
+                                               dtype=torch.float64) - 1)
+    assert (x < 0).any(1).all()
+    r = gi.invert(G, x, method=gi.Adam(steps=300, seed=0))
+    assert all(s is gi.Status.APPROXIMATE for s in r.status)
+    assert (rel_err(r.z, z) < 1e-2).all()  # the noise level, not a refusal
+    assert all(s is gi.Status.INVALID for s in gi.invert(G, x, method="layerwise").status)
