@@ -5,6 +5,7 @@ the run directory (``scripts/invert.py`` is its Hydra entry point)."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import subprocess
@@ -54,8 +55,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             rows += sample_rows(r, per_sample, data=dname, method=mname)
             latents[f"{dname}/{mname}"] = r.z.detach().cpu()
             shown[dname][mname] = r.x_hat[cols]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    commit = source_commit()
     metrics = {"model": cfg.model.name, "seed": cfg.seed, "ganinvert": version("ganinvert"), "git_commit": commit,
                "config": OmegaConf.to_container(cfg, resolve=True), "results": summary}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -66,6 +66,15 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     torch.save({"z_star": {d: z for d, (_, z, _) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")
     picture(shown, pixel_range, out_dir / "reconstructions.png")
     return metrics
+
+
+@functools.cache
+def source_commit() -> str:
+    """The commit of the code this process runs, read once, at its first run: a sweep's jobs all
+    run the code imported at its start, whatever is committed meanwhile; ``-dirty`` when the
+    tree had uncommitted changes, ``unknown`` outside a git checkout."""
+    return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
 
 
 def picture(shown: dict, pixel_range, path: Path) -> None:
