@@ -47,7 +47,7 @@ def build_generator(cfg: DictConfig) -> tuple[torch.nn.Module, int, tuple[float,
 def observations(cfg: DictConfig, G, latent_dim: int,
                  pixel_range) -> dict[str, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
     """Data set name -> ``(x, z*, mask)`` for ``cfg.data``: ``z*`` None for real digits, ``mask``
-    (True where a pixel is observed, one per sample) None when every pixel is."""
+    (True where a pixel is observed, shared by the samples) None when every pixel is."""
     out = {}
     g = torch.Generator().manual_seed(DATA_SEED_OFFSET + cfg.seed)
     if "generated" in cfg.data:
@@ -58,11 +58,11 @@ def observations(cfg: DictConfig, G, latent_dim: int,
         if gen.noise:
             x = x + gen.noise * _noise(gen.get("noise_dist", "gaussian"), x.shape, g)
         observed, mask = gen.get("observed", 1.0), None
-        if observed < 1.0:  # each sample its own random pixels, a share `observed` of them
-            keep = round(observed * x[0].numel())
-            order = torch.rand(x.shape[0], x[0].numel(), generator=g).argsort(dim=1)
-            mask = torch.zeros(x.shape[0], x[0].numel(), dtype=torch.bool).scatter_(1, order[:, :keep], True)
-            mask = mask.reshape(x.shape)
+        if observed < 1.0:  # random pixels, a share `observed` of them, the same for every sample (as
+            keep = round(observed * x[0].numel())  # the paper's code keeps one set of indices)
+            order = torch.rand(x[0].numel(), generator=g).argsort()
+            mask = torch.zeros(x[0].numel(), dtype=torch.bool).index_fill_(0, order[:keep], True)
+            mask = mask.reshape(x.shape[1:]).expand(x.shape)
         out["generated"] = (x, z, mask)
     if "mnist" in cfg.data and cfg.model.get("kind") != "random":
         x, _ = load_mnist(root=cfg.data.mnist.root, split="held_out",
