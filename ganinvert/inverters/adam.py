@@ -6,6 +6,7 @@ Voroninski 2018 for plain gradient descent with the negation check). One loop se
 - ``box``: latent box ``|z_i| <= box`` with stochastic clipping (Lipton & Tripathi 2017):
   coordinates that leave it are redrawn uniformly inside;
 - ``negation_check``: at every step, ``-z`` replaces ``z`` where it fits better;
+- ``polish``: L-BFGS from the best points, every sample its own problem (:mod:`.lbfgs`);
 - samples are processed in chunks of at most ``max_rows`` rows (samples x restarts), so memory
   stays bounded and no tail batch is dropped;
 - ``loss="preactivation"``: instead of ``||G(z) - x||^2``, the squared distance of the last
@@ -30,10 +31,10 @@ from ..chain import Chain
 from ..errors import InvalidInputError
 from ..streams import SeedStream
 from .base import Inverter, RawSolution
+from .lbfgs import lbfgs_rows
 
 logger = logging.getLogger(__name__)
 
-_POLISH_PIECE = 25  # L-BFGS iterations between two looks at the time limit
 
 
 class LatentOptimizer(Inverter):
@@ -48,7 +49,7 @@ class LatentOptimizer(Inverter):
     def __init__(self, *, steps: int = 1000, lr: float = 0.05, restarts: int = 1, init_std: float = 1.0,
                  seed: int = 0, z_penalty: float = 0.0, box: float | None = None,
                  negation_check: bool = False, max_rows: int = 65536, log_every: int = 0,
-                 loss: str = "output", polish: int = 0, polish_rows: int = 64) -> None:
+                 loss: str = "output", polish: int = 0, polish_rows: int = 1024) -> None:
         if steps < 1 or restarts < 1 or not lr > 0 or not init_std > 0 or max_rows < 1:
             raise InvalidInputError(f"Expected steps >= 1, restarts >= 1, lr > 0, init_std > 0, max_rows >= 1, "
                                     f"Got: steps={steps}, restarts={restarts}, lr={lr}, init_std={init_std}, "
@@ -157,37 +158,20 @@ class LatentOptimizer(Inverter):
         return best_z.view(R, b, k), best.view(R, b)
 
     def _polish(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb, best: torch.Tensor, budget: Budget):
-        """``polish`` L-BFGS iterations (strong Wolfe line search) on the same loss from the best
-        points, ``polish_rows`` rows at a time (one line search serves a whole group, so groups
-        stay small); a row keeps its polished point only where the loss fell. The iterations run
-        in pieces of ``_POLISH_PIECE`` (L-BFGS keeps its history across them), the budget checked
-        between pieces."""
+        """``polish`` L-BFGS iterations on the same loss from the best points, every row its own
+        problem (:func:`~ganinvert.inverters.lbfgs.lbfgs_rows`: a sample's polish never depends on
+        its batch), ``polish_rows`` rows at a time; a row keeps its polished point only where the
+        loss fell."""
         budget.stage(f"{self.name} L-BFGS polish")
         for s in range(0, z.shape[0], self.polish_rows):
             sl = slice(s, s + self.polish_rows)
             rbs = None if rb is None else rb.rows(sl)
-            v = z[sl].clone().requires_grad_()
-            piece = min(self.polish, _POLISH_PIECE)
-            opt = torch.optim.LBFGS([v], lr=1, max_iter=piece, history_size=20, tolerance_grad=1e-30,
-                                    tolerance_change=1e-30, line_search_fn="strong_wolfe")
-
-            def closure(opt=opt, v=v, xs=xr[sl], rbs=rbs):
-                opt.zero_grad(set_to_none=True)
-                loss = self._loss(chain, v, xs, rbs).sum()
-                loss.backward()
-                return loss
-
-            with torch.enable_grad():
-                for done in range(0, self.polish, piece):
-                    n = min(piece, self.polish - done)
-                    opt.param_groups[0].update(max_iter=n, max_eval=n * 5 // 4)
-                    opt.step(closure)
-                    if budget.expired:
-                        break
-            with torch.no_grad():
-                loss = self._loss(chain, v, xr[sl], rbs)
-                better = loss < best[sl]
-                z[sl][better], best[sl][better] = v.detach()[better], loss[better]
+            v, loss = lbfgs_rows(lambda u, xs=xr[sl], rbs=rbs: self._loss(chain, u, xs, rbs), z[sl],
+                                 iters=self.polish, budget=budget)
+            better = loss < best[sl]
+            z[sl][better], best[sl][better] = v[better], loss[better]
+            if budget.expired:
+                break
         return z, best
 
 

@@ -1,0 +1,93 @@
+"""L-BFGS on many independent problems at once, one per row.
+
+``torch.optim.LBFGS`` treats its parameters as one problem: on a batch of latents its
+curvature pairs, its inner products and its line search mix the rows, so a sample's polished
+answer depended on which samples shared its batch (the property tests found a status that did).
+Here every row keeps its own history, direction and backtracking (Armijo) line search, batched:
+row ``i``'s iterates depend on row ``i``'s loss only. Hand-written for that reason; no
+maintained library offers a batched, row-independent L-BFGS for torch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..budget import Budget
+
+_ARMIJO = 1e-4  # sufficient decrease
+_HALVINGS = 30  # backtracking steps before a row gives up this iteration
+_PIECE = 25  # iterations between two looks at the time limit
+
+
+def _value_and_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor):
+    with torch.enable_grad():
+        v = z.detach().requires_grad_()
+        f = loss_fn(v)
+        (g,) = torch.autograd.grad(f.sum(), v)  # rows independent: the sum's gradient is each row's own
+    return f.detach(), g
+
+
+def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
+               history: int = 20, budget: Budget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimise ``loss_fn`` row by row from ``z`` ``(rows, k)``.
+
+    Args:
+        loss_fn: ``(rows, k) -> (rows,)``, row ``i`` of the loss a function of row ``i`` alone.
+        z: the starting points.
+        iters: L-BFGS iterations.
+        history: curvature pairs kept per row.
+        budget: checked every few iterations; once expired the rows keep where they are.
+
+    Returns:
+        ``(z, loss)``: the last iterates and their losses (never above the start's).
+    """
+    z = z.detach().clone()
+    f, g = _value_and_grad(loss_fn, z)
+    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each row's own
+    tiny = torch.finfo(z.dtype).tiny
+    active = torch.ones_like(f, dtype=torch.bool)  # a row that could not descend is finished
+    for it in range(iters):
+        if it % _PIECE == 0 and budget is not None and budget.expired:
+            break
+        q, alphas = g.clone(), []
+        for s, y, rho in reversed(pairs):
+            a = rho * (s * q).sum(1)
+            q -= a[:, None] * y
+            alphas.append(a)
+        if pairs:  # the initial Hessian's scale, per row, from the newest pair
+            s, y, rho = pairs[-1]
+            yy = (y * y).sum(1)
+            q *= torch.where(rho > 0, 1.0 / (rho * yy).clamp(min=tiny), torch.ones_like(yy))[:, None]
+        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+            b = rho * (y * q).sum(1)
+            q += s * (a - b)[:, None]
+        d = -q
+        slope = (g * d).sum(1)
+        d = torch.where((slope < 0)[:, None], d, -g)  # not a descent direction: steepest descent
+        slope = (g * d).sum(1)
+        t = torch.ones_like(f)
+        if not it and not pairs:  # first step: at most unit length
+            t = (1.0 / d.norm(dim=1).clamp(min=tiny)).clamp(max=1.0)
+        todo = active & (slope < 0)
+        z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
+        for _ in range(_HALVINGS):
+            if not todo.any():
+                break
+            fz, gz = _value_and_grad(loss_fn, z + t[:, None] * d)
+            ok = todo & torch.isfinite(fz) & (fz <= f + _ARMIJO * t * slope)
+            z_new[ok], f_new[ok], g_new[ok] = (z + t[:, None] * d)[ok], fz[ok], gz[ok]
+            todo &= ~ok
+            t = torch.where(todo, t / 2, t)
+        moved = f_new < f
+        active &= moved
+        if not active.any():
+            break
+        s, y = z_new - z, g_new - g
+        sy = (s * y).sum(1)
+        rho = torch.where(moved & (sy > 1e-10 * (y * y).sum(1).sqrt() * s.norm(dim=1)), 1.0 / sy.clamp(min=tiny),
+                          torch.zeros_like(sy))  # rho = 0: the pair is inert for this row
+        pairs = (pairs + [(s, y, rho)])[-history:]
+        z, f, g = z_new, f_new, g_new
+    return z, f
