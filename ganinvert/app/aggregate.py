@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 #: what is plotted when neither the arguments nor the sweep's config say
 DEFAULT_REPORT = {"x": "model.latent_dim", "y": ["exact_rate"], "logx": False, "logy": False, "plot": None}
+STYLES = ("-", "--", ":", "-.")
 
 
 def _get(cfg: dict, dotted: str):
@@ -54,19 +55,22 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    varies = [key for key in ("model", "data") if len({r[key] for r in rows}) > 1]
+    varies = [key for key in ("model", "data") if len({r[key] for r in rows}) > 1 and x != f"{key}.name"]
 
     def label(r: dict) -> str:  # the method, after the model and data set where those vary
         return "/".join([r[key] for key in varies] + [r["method"]])
 
     labels = list(dict.fromkeys(label(r) for r in rows))
+    methods, models = list(dict.fromkeys(r["method"] for r in rows)), list(dict.fromkeys(r["model"] for r in rows))
     (sweep / "summary.md").write_text("\n".join(_table(rows, x, key, labels, label) for key in ys))
     fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), squeeze=False)
     for ax, key in zip(axes[0], ys):
-        for name in labels:
+        for name in labels:  # a colour per method, a line style per model
             pts = [(r[x], r.get(key, math.nan)) for r in rows if label(r) == name]
+            first = next(r for r in rows if label(r) == name)
             ax.plot([str(p[0]) if isinstance(p[0], str) else p[0] for p in pts], [p[1] for p in pts],
-                    marker="o", label=name)
+                    marker="o", label=name, color=f"C{methods.index(first['method']) % 10}",
+                    linestyle=STYLES[models.index(first["model"]) % len(STYLES)] if "model" in varies else "-")
         ax.set_xlabel(x)
         ax.set_ylabel(key)
         ax.set_xscale("log" if report["logx"] else "linear")
