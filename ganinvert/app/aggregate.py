@@ -64,18 +64,28 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
     methods, models = list(dict.fromkeys(r["method"] for r in rows)), list(dict.fromkeys(r["model"] for r in rows))
     (sweep / "summary.md").write_text("\n".join(_table(rows, x, key, labels, label) for key in ys))
     fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), squeeze=False)
+    categorical = isinstance(rows[0][x], str)  # e.g. model.name: grouped bars, not lines
+    xs = list(dict.fromkeys(r[x] for r in rows))
     for ax, key in zip(axes[0], ys):
-        for name in labels:  # a colour per method, a line style per model
-            pts = [(r[x], r.get(key, math.nan)) for r in rows if label(r) == name]
+        for j, name in enumerate(labels):  # a colour per method, a line style per model
+            pts = {r[x]: r.get(key, math.nan) for r in rows if label(r) == name}
             first = next(r for r in rows if label(r) == name)
-            ax.plot([str(p[0]) if isinstance(p[0], str) else p[0] for p in pts], [p[1] for p in pts],
-                    marker="o", label=name, color=f"C{methods.index(first['method']) % 10}",
-                    linestyle=STYLES[models.index(first["model"]) % len(STYLES)] if "model" in varies else "-")
+            color = f"C{methods.index(first['method']) % 10}"
+            if categorical:
+                width = 0.8 / len(labels)
+                ax.bar([i + (j - (len(labels) - 1) / 2) * width for i in range(len(xs))],
+                       [pts.get(v, math.nan) for v in xs], width, label=name, color=color)
+            else:
+                ax.plot(list(pts), list(pts.values()), marker="o", label=name, color=color,
+                        linestyle=STYLES[models.index(first["model"]) % len(STYLES)] if "model" in varies else "-")
+        if categorical:
+            ax.set_xticks(range(len(xs)), xs, rotation=30, ha="right", fontsize=8)
         ax.set_xlabel(x)
         ax.set_ylabel(key)
-        ax.set_xscale("log" if report["logx"] else "linear")
-        ax.set_yscale("log" if report["logy"] else "linear")
-        ax.tick_params(axis="x", labelrotation=30 if isinstance(rows[0][x], str) else 0)
+        if report["logx"]:
+            ax.set_xscale("log")
+        if report["logy"]:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
