@@ -43,6 +43,8 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
     Returns:
         ``(z, loss)``: the last iterates and their losses (never above the start's).
     """
+    if history < 1:
+        raise ValueError(f"Expected history >= 1 curvature pairs, Got: {history}")
     z = z.detach().clone()
     f, g = _value_and_grad(loss_fn, z)
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each row's own
@@ -56,20 +58,22 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
             a = rho * (s * q).sum(1)
             q -= a[:, None] * y
             alphas.append(a)
+        scaled = torch.zeros_like(f, dtype=torch.bool)  # rows whose step has a curvature scale
         if pairs:  # the initial Hessian's scale, per row, from the newest pair
             s, y, rho = pairs[-1]
             yy = (y * y).sum(1)
-            q *= torch.where(rho > 0, 1.0 / (rho * yy).clamp(min=tiny), torch.ones_like(yy))[:, None]
-        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+            scaled = rho > 0
+            q *= torch.where(scaled, 1.0 / (rho * yy).clamp(min=tiny), torch.ones_like(yy))[:, None]
+        for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
             b = rho * (y * q).sum(1)
             q += s * (a - b)[:, None]
         d = -q
         slope = (g * d).sum(1)
+        scaled &= slope < 0
         d = torch.where((slope < 0)[:, None], d, -g)  # not a descent direction: steepest descent
         slope = (g * d).sum(1)
-        t = torch.ones_like(f)
-        if not it and not pairs:  # first step: at most unit length
-            t = (1.0 / d.norm(dim=1).clamp(min=tiny)).clamp(max=1.0)
+        # no curvature scale (first step, an inert pair, steepest descent): a step of at most unit length
+        t = torch.where(scaled, torch.ones_like(f), (1.0 / d.norm(dim=1).clamp(min=tiny)).clamp(max=1.0))
         todo = active & (slope < 0)
         z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
         for _ in range(_HALVINGS):

@@ -1,5 +1,6 @@
 """The row-wise L-BFGS: each row its own problem, minimised to its known answer."""
 
+import pytest
 import torch
 
 from ganinvert.inverters.lbfgs import lbfgs_rows
@@ -34,3 +35,8 @@ def test_a_row_that_cannot_descend_keeps_its_start():
     z0 = torch.zeros(2, 3, dtype=torch.float64)
     z, f = lbfgs_rows(lambda z: (z ** 2).sum(1), z0, iters=10)  # already at the minimum
     assert torch.equal(z, z0) and (f == 0).all()
+
+
+def test_a_history_of_no_pairs_is_refused():
+    with pytest.raises(ValueError, match="history >= 1"):
+        lbfgs_rows(_rosenbrock, torch.zeros(1, 2, dtype=torch.float64), iters=3, history=0)
