@@ -116,7 +116,9 @@ class LatentOptimizer(Inverter):
         b, k, R = x.shape[0], chain.in_dim, self.restarts
         xr = x.repeat(R, 1)  # (R*b, n): restart r of sample i is row r*b + i
         rb = chain.layers[-1].act.fit_bounds(xr) if self.loss == "preactivation" else None
-        draws = SeedStream(self.seed, self.name, like=x)  # restart r starts at the same draw for every sample
+        # restart r starts at the same draw for every sample; an output fit and a pre-activation fit
+        # with one seed (auto's search and its refine) draw different starts
+        draws = SeedStream(self.seed, f"{self.name} {self.loss}", like=x)
         z = self.init_std * draws.randn(R, k).repeat_interleave(b, dim=0)
         if self.box is not None:
             z = z.clamp(-self.box, self.box)
