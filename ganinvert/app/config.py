@@ -58,9 +58,12 @@ def observations(cfg: DictConfig, G, latent_dim: int,
         if gen.noise:
             x = x + gen.noise * _noise(gen.get("noise_dist", "gaussian"), x.shape, g)
         observed, mask = gen.get("observed", 1.0), None
+        if not 0 < observed <= 1:
+            raise ValueError(f"data.generated.observed={observed}: expected a share of pixels in (0, 1]")
         if observed < 1.0:  # random pixels, a share `observed` of them, the same for every sample (as
-            keep = round(observed * x[0].numel())  # the paper's code keeps one set of indices)
-            order = torch.rand(x[0].numel(), generator=g).argsort()
+            keep = round(observed * x[0].numel())  # the paper's code keeps one set of indices), from a
+            pick = torch.Generator().manual_seed(DATA_SEED_OFFSET + cfg.seed + 1)  # stream of their own
+            order = torch.rand(x[0].numel(), generator=pick).argsort()
             mask = torch.zeros(x[0].numel(), dtype=torch.bool).index_fill_(0, order[:keep], True)
             mask = mask.reshape(x.shape[1:]).expand(x.shape)
         out["generated"] = (x, z, mask)
