@@ -45,10 +45,16 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
     given = {"x": x, "y": [y] if isinstance(y, str) else y, "logx": logx, "logy": logy, "plot": plot}
     report = {**DEFAULT_REPORT, **(runs[paths[0].parent.name]["config"].get("report") or {})}
     report.update({k: v for k, v in given.items() if v is not None})
-    x, ys = report["x"], list(report["y"])
-    rows = [{"run": run, "model": m["model"], x: _get(m["config"], x), "data": key.split("/")[0],
-             "method": key.split("/")[1], **{k: v for k, v in s.items() if not isinstance(v, dict)}}
-            for run, m in runs.items() for key, s in m["results"].items()]
+    x, ys = report["x"], [report["y"]] if isinstance(report["y"], str) else list(report["y"])
+    rows = [{"run": run, "model": m["model"], x: _get(m["config"], x), "data": data, "method": method,
+             **{k: v for k, v in s.items() if not isinstance(v, dict)}}
+            for run, m in runs.items() for (data, method), s in ((key.split("/", 1), s) for key, s in m["results"].items())]
+    if any(r[x] is None for r in rows):
+        raise ValueError(f"x={x!r} is not a key of the runs' configs (metrics.json 'config'); pass --x with a "
+                         "swept key, e.g. model.latent_dim")
+    missing = [key for key in ys if all(key not in r for r in rows)]
+    if missing:
+        raise ValueError(f"y={missing} are not summary figures of these runs; they have {sorted(rows[0])}")
     rows.sort(key=lambda r: (r["model"], r["data"], r["method"], r[x]))
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(sweep / "summary.csv", "w", newline="") as f:
@@ -61,12 +67,17 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
         return "/".join([r[key] for key in varies] + [r["method"]])
 
     labels = list(dict.fromkeys(label(r) for r in rows))
+    seen = {}
+    for r in rows:  # one value per line and x: two runs at one point (a swept seed, say) would overwrite
+        if seen.setdefault((label(r), r[x]), r["run"]) != r["run"]:
+            raise ValueError(f"runs {seen[(label(r), r[x])]} and {r['run']} both give {label(r)} at {x}={r[x]}: "
+                             "sweep one key at a time, or aggregate the runs separately")
+    categorical = isinstance(rows[0][x], str)  # e.g. model.name: grouped bars in run order, not lines
+    xs = list(dict.fromkeys(r[x] for r in rows)) if categorical else sorted({r[x] for r in rows})
     methods, models = list(dict.fromkeys(r["method"] for r in rows)), list(dict.fromkeys(r["model"] for r in rows))
-    (sweep / "summary.md").write_text("\n".join(_table(rows, x, key, labels, label) for key in ys))
+    (sweep / "summary.md").write_text("\n".join(_table(rows, x, key, labels, label, xs) for key in ys))
     fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), squeeze=False)
-    categorical = isinstance(rows[0][x], str)  # e.g. model.name: grouped bars, not lines
-    xs = list(dict.fromkeys(r[x] for r in rows))
-    for ax, key in zip(axes[0], ys):
+    for ax, key in zip(axes[0], ys, strict=True):
         for j, name in enumerate(labels):  # a colour per method, a line style per model
             pts = {r[x]: r.get(key, math.nan) for r in rows if label(r) == name}
             first = next(r for r in rows if label(r) == name)
@@ -97,9 +108,8 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
     return rows
 
 
-def _table(rows: list[dict], x: str, key: str, labels: list[str], label) -> str:
-    """A markdown table of ``key``: one row per value of ``x``, one column per line of the plot."""
-    xs = list(dict.fromkeys(r[x] for r in sorted(rows, key=lambda r: r[x])))
+def _table(rows: list[dict], x: str, key: str, labels: list[str], label, xs: list) -> str:
+    """A markdown table of ``key``: one row per value ``xs`` of ``x``, one column per line of the plot."""
     cell = {(label(r), r[x]): r.get(key, math.nan) for r in rows}
     out = [f"**{key}**", "", f"| {x} | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for v in xs:

@@ -73,8 +73,12 @@ def source_commit() -> str:
     """The commit of the code this process runs, read once, at its first run: a sweep's jobs all
     run the code imported at its start, whatever is committed meanwhile; ``-dirty`` when the
     tree had uncommitted changes, ``unknown`` outside a git checkout."""
-    return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    here = Path(__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here).stdout.strip()
+    if not head:
+        return "unknown"
+    clean = subprocess.run(["git", "diff", "--quiet", "HEAD"], capture_output=True, cwd=here).returncode == 0
+    return head if clean else f"{head}-dirty"
 
 
 def picture(shown: dict, pixel_range, path: Path) -> None:
