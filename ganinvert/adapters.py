@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
@@ -199,8 +200,11 @@ def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
 
 def _checked_latent_shape(shape: object) -> tuple[int, ...]:
     """``latent_shape`` as a tuple of positive ints, or a typed error saying what was expected."""
-    dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else None
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+    try:
+        dims = tuple(operator.index(d) for d in shape) if not isinstance(shape, (str, bytes)) else ()
+    except TypeError:  # not a sequence, or an entry that is not an integer (bools count as one: refused below)
+        dims = ()
+    if not dims or any(d <= 0 or isinstance(d, bool) for d in shape):
         raise InvalidInputError(f"Expected: latent_shape as a tuple of positive ints (the per-sample shape of z, "
                                 f"e.g. (100,) or (100, 1, 1)), Got: {shape!r}")
     return dims

@@ -22,7 +22,7 @@ from .inverters.base import RawSolution, assign_status
 from .lp import implicit
 from .operators import Dense
 from .result import InversionResult, Status
-from .tolerances import tolerance
+from .tolerances import target_scale, tolerance
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,8 @@ def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float, *, slack: float
     ``slack``: how far values may leave the output activation's range (the noise level)."""
     act = chain.layers[-1].act
     finite = torch.isfinite(x).all(1)
-    scale = torch.where(finite, x.abs().amax(1), torch.zeros_like(x[:, 0]))
-    tol = (rtol * scale.clamp(min=1.0))[:, None] + slack
     x0 = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    tol = rtol * target_scale(x0, keepdim=True) + slack
     bad_range, empty = act.out_of_range(x0, tol=tol), act.uninformative(x0)
     reasons = []
     for i in range(x.shape[0]):
