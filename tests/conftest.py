@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from torch import nn
 
 from ganinvert import nets
@@ -20,10 +20,13 @@ torch.set_num_threads(int(os.environ.get("GANINVERT_TEST_THREADS", "1")))
 
 # Hypothesis profiles (HYPOTHESIS_PROFILE=...): ``ci``, the default, draws few generators per
 # property and derandomizes, so the default suite stays within its time and never flakes;
-# ``thorough`` (make test-all) draws thousands. No deadline: an example is a whole inversion.
-settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
-settings.register_profile("dev", max_examples=100, deadline=None, print_blob=True)
-settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
+# ``thorough`` (make test-all) draws thousands.
+# An example builds and inverts a generator: seconds, not the 200 ms hypothesis expects.
+_SLOW = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                     HealthCheck.filter_too_much])
+settings.register_profile("ci", max_examples=12, derandomize=True, **_SLOW)
+settings.register_profile("dev", max_examples=100, **_SLOW)
+settings.register_profile("thorough", max_examples=2000, **_SLOW)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

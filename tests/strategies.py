@@ -13,6 +13,8 @@ import torch
 from hypothesis import strategies as st
 from torch import nn
 
+from .conftest import latents
+
 #: the activations a generated layer may end in, with how to build each
 ACTS = {
     "relu": lambda a: nn.ReLU(),
@@ -133,7 +135,6 @@ def build(spec: Spec) -> nn.Sequential:
     return nn.Sequential(*mods).to(spec.dtype).eval()
 
 
-def latents(spec: Spec, n: int, *, seed: int = 0) -> torch.Tensor:
-    """``n`` latents ~ N(0, I) in the spec's dtype, from ``seed``."""
-    return torch.randn(n, spec.latent, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(
-        spec.dtype)
+def latents_of(spec: Spec, n: int) -> torch.Tensor:
+    """``n`` latents ~ N(0, I) in the spec's dtype, from a seed of the spec's own."""
+    return latents(n, spec.latent, seed=spec.seed % 1000, dtype=spec.dtype)

@@ -6,7 +6,6 @@ what that config is known to give."""
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,14 +34,11 @@ def _spec(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))
 
 
-def test_every_experiment_has_a_known_answer_here():
-    assert set(KNOWN) == set(EXPERIMENTS)
-
-
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_the_smallest_config_runs_end_to_end_and_redraws_its_figure(name, tmp_path):
     spec = _spec(name)
-    if "paper_decoder" in json.dumps(spec) and not reference_path().exists():
+    key, method, least = KNOWN[name]  # every experiment needs its known answer here
+    if "paper_decoder" in _models(spec) and not reference_path().exists():
         pytest.skip(f"the paper's checkpoint is not at {reference_path()}")
     cmd = [sys.executable, str(ROOT / "scripts" / "invert.py"), f"+experiment={name}", *spec["smallest"],
            f"hydra.sweep.dir={tmp_path}", "threads=1"]
@@ -54,16 +50,20 @@ def test_the_smallest_config_runs_end_to_end_and_redraws_its_figure(name, tmp_pa
     assert agg.returncode == 0, agg.stderr[-3000:]
     runs = sorted(tmp_path.glob("*/metrics.json"))
     assert runs, "the sweep wrote no run"
-    for path in runs:  # every run is the experiment, shrunk: its report and its methods
-        cfg = json.loads(path.read_text())["config"]
-        assert cfg["report"] == spec["report"] and cfg["smallest"] == spec["smallest"]
-    key, method, least = KNOWN[name]
     rows = [r for r in _csv(tmp_path / "summary.csv") if r["method"] == method]
     assert rows and all(float(r[key]) >= least for r in rows), [(r["model"], r[key]) for r in rows]
     table = (tmp_path / "summary.md").read_text()
     assert all(f"**{y}**" in table for y in spec["report"]["y"])
     with Image.open(plot) as im:  # one panel per reported figure
         assert im.size[0] >= 450 * len(spec["report"]["y"]) and im.size[1] > 300
+
+
+def _models(spec: dict) -> set[str]:
+    """The models the smallest config runs: its own ``model=``, else the sweep's, else the file's."""
+    chosen = [o.split("=", 1)[1] for o in spec["smallest"] if o.startswith("model=")]
+    swept = spec["hydra"]["sweeper"]["params"].get("model")
+    default = next(d["override /model"] for d in spec["defaults"] if isinstance(d, dict) and "override /model" in d)
+    return set(chosen or (swept.split(",") if swept else [default]))
 
 
 def _csv(path: Path) -> list[dict]:

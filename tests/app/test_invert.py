@@ -96,11 +96,6 @@ def test_sweep_is_aggregated_and_finished_runs_are_skipped(tmp_path):
         assert im.size[0] > 100
 
 
-def test_the_noise_experiments_lps_are_told_the_swept_noise_level():
-    noisy = _cfg(["+experiment=noise", "data.generated.noise=1e-4"])
-    assert {noisy.inverter[n].noise for n in ("linf", "l1", "l2")} == {1e-4}  # the LPs are told the level
-
-
 def test_generated_observations_with_uniform_noise_and_a_random_mask():
     cfg = _cfg(["model=random_relu", "model.latent_dim=4", "model.widths=[10,50]", "data=[generated]",
                 "data.generated.n=5", "data.generated.noise=0.01", "data.generated.noise_dist=uniform",

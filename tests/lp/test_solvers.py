@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ganinvert.activations import LeakyReLU, ReLU, Tanh
@@ -72,7 +72,6 @@ def test_highs_and_ipm_agree_on_an_empty_constraint_set():
     assert solve_highs(prob).t.abs().max() == 0
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 60), k=st.integers(1, 30), B=st.integers(1, 6),
        u_range=st.sampled_from([(-math.inf, math.inf), (0.0, math.inf), (-1.0, 1.0)]),
        act=st.sampled_from([ReLU(), LeakyReLU(0.1), Tanh()]),
