@@ -168,8 +168,10 @@ class LatentOptimizer(Inverter):
         for s in range(0, z.shape[0], self.polish_rows):
             sl = slice(s, s + self.polish_rows)
             rbs = None if rb is None else rb.rows(sl)
-            v, loss = lbfgs_rows(lambda u, xs=xr[sl], rbs=rbs: self._loss(chain, u, xs, rbs), z[sl],
-                                 iters=self.polish, budget=budget)
+            def rows_loss(u, r, xs=xr[sl], rbs=rbs):  # the rows r of this slice, at u
+                return self._loss(chain, u, xs[r], None if rbs is None else rbs.rows(r))
+
+            v, loss = lbfgs_rows(rows_loss, z[sl], iters=self.polish, budget=budget)
             better = loss < best[sl]
             z[sl][better], best[sl][better] = v[better], loss[better]
             if budget.expired:

@@ -21,20 +21,23 @@ _HALVINGS = 30  # backtracking steps before a row gives up this iteration
 _PIECE = 25  # iterations between two looks at the time limit
 
 
-def _value_and_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor):
+def _value_and_grad(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor,
+                    rows: torch.Tensor):
     with torch.enable_grad():
         v = z.detach().requires_grad_()
-        f = loss_fn(v)
+        f = loss_fn(v, rows)
         (g,) = torch.autograd.grad(f.sum(), v)  # rows independent: the sum's gradient is each row's own
     return f.detach(), g
 
 
-def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
+def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
                history: int = 20, budget: Budget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``loss_fn`` row by row from ``z`` ``(rows, k)``.
 
     Args:
-        loss_fn: ``(rows, k) -> (rows,)``, row ``i`` of the loss a function of row ``i`` alone.
+        loss_fn: ``(z, rows) -> (len(rows),)``: the losses of the rows ``rows`` (indices into
+            ``z``'s rows) at the points ``z`` ``(len(rows), k)``, each a function of its own row
+            alone (the line search evaluates only the rows still searching).
         z: the starting points.
         iters: L-BFGS iterations.
         history: curvature pairs kept per row.
@@ -46,7 +49,7 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
     if history < 1:
         raise ValueError(f"Expected history >= 1 curvature pairs, Got: {history}")
     z = z.detach().clone()
-    f, g = _value_and_grad(loss_fn, z)
+    f, g = _value_and_grad(loss_fn, z, torch.arange(z.shape[0], device=z.device))
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each row's own
     tiny = torch.finfo(z.dtype).tiny
     active = torch.ones_like(f, dtype=torch.bool)  # a row that could not descend is finished
@@ -79,10 +82,13 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
         for _ in range(_HALVINGS):
             if not todo.any():
                 break
-            fz, gz = _value_and_grad(loss_fn, z + t[:, None] * d)
-            ok = todo & torch.isfinite(fz) & (fz <= f + _ARMIJO * t * slope)
-            z_new[ok], f_new[ok], g_new[ok] = (z + t[:, None] * d)[ok], fz[ok], gz[ok]
-            todo &= ~ok
+            idx = todo.nonzero().flatten()
+            trial = z[idx] + t[idx, None] * d[idx]
+            fz, gz = _value_and_grad(loss_fn, trial, idx)
+            ok = torch.isfinite(fz) & (fz <= f[idx] + _ARMIJO * t[idx] * slope[idx])
+            won = idx[ok]
+            z_new[won], f_new[won], g_new[won] = trial[ok], fz[ok], gz[ok]
+            todo[won] = False
             t = torch.where(todo, t / 2, t)
         moved = f_new < f
         active &= moved
