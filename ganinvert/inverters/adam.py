@@ -168,6 +168,7 @@ class LatentOptimizer(Inverter):
         for s in range(0, z.shape[0], self.polish_rows):
             sl = slice(s, s + self.polish_rows)
             rbs = None if rb is None else rb.rows(sl)
+
             def rows_loss(u, r, xs=xr[sl], rbs=rbs):  # the rows r of this slice, at u
                 return self._loss(chain, u, xs[r], None if rbs is None else rbs.rows(r))
 
