@@ -82,7 +82,9 @@ def bench(name: str, n: int) -> None:
         print(f"  unsolved: median latent error {lat[~solved].median():.2e}, output error {out[~solved].median():.2e}")
     print("  profile (s):", ", ".join(f"{k[7:]} {v:.1f}" for k, v in sorted(r.timings.items(), key=lambda kv: -kv[1])
                                     if k.startswith("stage: ") and v >= 0.05))
-    print("  solved by:", dict(Counter(m.split(">")[-1] for m, s in zip(r.methods, solved.tolist(), strict=True) if s)))
+    # the last stage of each path (the last layer's solver where the layer-wise pass solved it)
+    last = (m.split(">")[-1].split("/")[-1] for m, s in zip(r.methods, solved.tolist(), strict=True) if s)
+    print("  solved by:", dict(Counter(last)))
     ra, steps = adam_for(G, x, k, t_auto)
     la, oa = errors(ra, z)
     print(f"adam (8 restarts x {steps} steps, same wall time): G(z) = x {(ra.residual <= RTOL).float().mean():.1%}, "

@@ -91,7 +91,7 @@ class Activation:
     def active_rows(self, p: torch.Tensor) -> RowBounds:
         """The exact rows at the pre-activation ``p`` (B, n) itself: :meth:`bounds` of
         ``forward(p)`` at zero tolerance. Its ``eq`` rows are the layer's active equations, the
-        ones :mod:`ganinvert.lp.implicit` differentiates (with these weights held fixed)."""
+        ones :mod:`ganinvert.gradients` differentiates (with these weights held fixed)."""
         return self.bounds(self.forward(p), tol=torch.zeros_like(p[:, :1]))
 
     def pinned_rows(self, p: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,13 +113,13 @@ class Activation:
     def threshold_bounds(self, y: torch.Tensor, tau: torch.Tensor) -> RowBounds:
         """Rows of the thresholded l_inf LP for a noisy observation ``y`` (B, n) at threshold
         ``tau`` (B, 1): rows observed clearly on one branch (``|y| > tau``) are fitted, the others
-        bounded (:func:`ganinvert.inverters.noisy.threshold_problem`)."""
+        bounded (:func:`ganinvert.lp.noisy.threshold_problem`)."""
         raise self._no_noisy()
 
     def relax_rows(self, y: torch.Tensor, tau: torch.Tensor) -> tuple[RowBounds, torch.Tensor]:
         """Rows of the l_1 relax LP, ``act(A u + b) <= y + tau`` row-wise, and the objective's
         per-row weights ``g`` (B, n) on the rows it pushes up to their bounds
-        (:func:`ganinvert.inverters.noisy.relax_problem`)."""
+        (:func:`ganinvert.lp.noisy.relax_problem`)."""
         raise self._no_noisy()
 
     def branch_slope(self, on: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:

@@ -17,12 +17,12 @@ from .budget import Budget
 from .chain import Chain, Layer
 from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
 from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
+from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
-from .lp import implicit
 from .operators import Dense
 from .result import InversionResult, Status
-from .tolerances import target_scale, tolerance
+from .tolerances import relative_residual, target_scale, tolerance
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         progress: a progress bar on stderr (never stdout); None shows it only when stderr is a
             terminal.
         differentiable: ``z`` and ``x_hat`` carry autograd graphs to ``x`` and to the generator's
-            parameters (:mod:`ganinvert.lp.implicit`). Samples with ``G(z) = x``: the weighted
+            parameters (:mod:`ganinvert.gradients`). Samples with ``G(z) = x``: the weighted
             least-squares solution of every layer's active equations at the latent found,
             chained from the last layer to the first (on EXACT samples the certified answer; its
             gradient the exact derivative of the answer map). Others: the least-squares
@@ -310,8 +310,8 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
-    """``differentiable=True``: :func:`ganinvert.lp.implicit.attach` on the valid samples."""
-    return implicit.attach(job.graph_chain, job.x_graph, job.x, raw.z, observed=job.observed, valid=job.valid,
+    """``differentiable=True``: :func:`ganinvert.gradients.attach` on the valid samples."""
+    return attach(job.graph_chain, job.x_graph, job.x, raw.z, observed=job.observed, valid=job.valid,
                            invalid=job.invalid, rtol=job.rtol, lp_layer=job.inverter.lp_layer)
 
 
@@ -333,10 +333,9 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
     B, x = job.x.shape[0], job.x
     with torch.no_grad():
         outs = job.chain.forward_all(raw.z)
-    diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
     valid = job.valid
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
-    residual = torch.where(valid, (diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)).cpu(), nan)
+    residual = torch.where(valid, relative_residual(outs[-1], x, observed=job.observed).cpu(), nan)
     status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)
     if job.note:
         messages = [m if job.invalid[i] else f"{job.note}; {m}" if m else job.note for i, m in enumerate(messages)]
@@ -346,6 +345,7 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
                 messages[i] = f"{budget.message()}; {messages[i]}"
     fit_residual = None
     if job.inverter.fit_order is not None:  # the misfit in the norm the fit minimised
+        diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
         fit_residual = torch.where(valid, fit, nan)
     x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements

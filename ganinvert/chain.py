@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from .activations import Activation
 from .operators import LinearOperator, RowSelect
+from .tolerances import relative_residual
+
+
+class Step(NamedTuple):
+    """One layer of a forward pass, flat per sample: ``pre`` ``(B, n)`` the pre-activation
+    ``A u + b``, ``out`` ``(B, n)`` the layer's output ``act(pre)``."""
+
+    pre: torch.Tensor
+    out: torch.Tensor
+
+    @property
+    def pattern(self) -> torch.Tensor:
+        """``(B, n)`` bool: the on/off pattern ``pre >= 0`` (which branch each unit is on)."""
+        return self.pre >= 0
 
 
 @dataclass(frozen=True)
@@ -26,10 +41,6 @@ class Layer:
     bias: torch.Tensor
     act: Activation
     out_shape: tuple[int, ...]
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """``(B, in_dim) -> (B, out_dim)``."""
-        return self.act.forward(self.op.matvec(u) + self.bias)
 
     def to(self, dtype=None, device=None) -> "Layer":
         return Layer(self.op.to(dtype, device), self.bias.to(dtype=dtype, device=device),
@@ -84,26 +95,32 @@ class Chain:
         previous activation (``[0, inf)`` after a ReLU)."""
         return (-math.inf, math.inf) if i == 0 else self.layers[i - 1].act.range
 
-    def walk(self, z: torch.Tensor, *, layers: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The one forward loop: ``[(pre-activation, output)]`` of every layer (of the first
-        ``layers``), flat ``(B, n_i)`` each, for ``z`` (B, *in_shape), in the chain's dtype
-        (a float32 module's chain is float64: its users' float32 latents are cast, not refused)."""
+    def walk(self, z: torch.Tensor, *, layers: int | None = None) -> list[Step]:
+        """The one forward loop: a :class:`Step` (pre-activation, output, pattern) for every
+        layer (of the first ``layers``), flat ``(B, n_i)`` each, for ``z`` (B, *in_shape), in the
+        chain's dtype (a float32 module's chain is float64: its users' float32 latents are cast,
+        not refused). Every other pass over the layers reads this one."""
         h, out = z.reshape(z.shape[0], -1).to(self.dtype), []  # (B, k)
         for layer in self.layers[:layers]:
             p = layer.op.matvec(h) + layer.bias
             h = layer.act.forward(p)
-            out.append((p, h))
+            out.append(Step(p, h))
         return out
 
     def forward_all(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Flat outputs of every layer, ``[(B, n_1), ..., (B, n_L)]``, for ``z`` (B, *in_shape)."""
-        return [h for _, h in self.walk(z)]
+        return [step.out for step in self.walk(z)]
+
+    def patterns(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """The on/off pattern (``pre >= 0``) of every hidden layer at ``z``: ``[(B, n_l) bool]``,
+        the activation region of ``z`` on a piecewise-linear chain."""
+        return [step.pattern for step in self.walk(z, layers=len(self) - 1)]
 
     def relative_residual(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``||G(z) - x||_2 / ||x||_2`` per sample, for flat ``z`` (B, k) and ``x`` (B, n)."""
+        """``||G(z) - x||_2 / ||x||_2`` per sample (:func:`~ganinvert.tolerances.relative_residual`),
+        for flat ``z`` (B, k) and ``x`` (B, n)."""
         with torch.no_grad():
-            xh = self.forward_all(z)[-1]
-        return (xh - x).norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
+            return relative_residual(self.walk(z)[-1].out, x)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``G(z)``: ``(B, *in_shape) -> (B, *out_shape)``."""

@@ -16,6 +16,7 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from .result import InversionResult, Status
+from .tolerances import relative_residual
 
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 """Latent relative errors at which a sample counts as recovered (``success@t``)."""
@@ -26,8 +27,7 @@ def _ssim(xh: torch.Tensor, x: torch.Tensor, data_range: float) -> torch.Tensor:
     11 x 11 window (vector outputs such as the random nets' ``1 x 1 x n``)."""
     if x.dim() != 4 or min(x.shape[-2:]) < 11:
         return torch.full((x.shape[0],), float("nan"))
-    return torch.stack([structural_similarity_index_measure(xh[i:i + 1].float(), x[i:i + 1].float(),
-                                                            data_range=data_range) for i in range(x.shape[0])]).cpu()
+    return structural_similarity_index_measure(xh.float(), x.float(), data_range=data_range, reduction="none").cpu()
 
 
 def sample_metrics(result: InversionResult, x: torch.Tensor, z_star: torch.Tensor | None = None, *,
@@ -42,9 +42,10 @@ def sample_metrics(result: InversionResult, x: torch.Tensor, z_star: torch.Tenso
     if data_range is None:
         data_range = float(x.max() - x.min()) or 1.0
     xh, xf = result.x_hat.reshape(B, -1), x.reshape(B, -1).to(result.x_hat.dtype)
-    m = {"output_rel_err": ((xh - xf).norm(dim=1) / xf.norm(dim=1).clamp(min=1e-300)).double().cpu(),
-         "psnr": torch.stack([peak_signal_noise_ratio(result.x_hat[i:i + 1].float(), x[i:i + 1].float(),
-                                                      data_range=data_range) for i in range(B)]).double().cpu(),
+    per_sample = tuple(range(1, x.dim()))  # PSNR over each sample's own pixels: (B,)
+    m = {"output_rel_err": relative_residual(xh, xf).double().cpu(),
+         "psnr": peak_signal_noise_ratio(result.x_hat.float(), x.float(), data_range=data_range, reduction="none",
+                                         dim=per_sample).double().cpu(),
          "ssim": _ssim(result.x_hat, x, data_range).double()}
     if z_star is not None:
         zs = z_star.reshape(B, -1).to(device=result.z.device, dtype=result.z.dtype)

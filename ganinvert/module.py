@@ -18,7 +18,7 @@ class Inversion(nn.Module):
 
     The generator is a submodule, so its parameters are the module's: gradients of anything
     computed from the result (``res.z``, ``res.x_hat``) reach them and ``x``
-    (:mod:`ganinvert.lp.implicit` says what the gradient is, per sample). A GAN-range projection
+    (:mod:`ganinvert.gradients` says what the gradient is, per sample). A GAN-range projection
     used as a defence is ``Inversion(G)(x).x_hat``; attacks on it get true gradients.
 
     A :class:`~ganinvert.Chain` passed instead of a module holds plain tensors: they are not the

@@ -1,8 +1,8 @@
 """Linear operators of the chain, acting on flat per-sample vectors.
 
-Every operator maps ``(B, in_dim) -> (B, out_dim)`` with ``matvec`` and back with its adjoint
-``rmatvec``; convolutions stay matrix-free (``conv_transpose2d`` and ``conv2d`` are each
-other's adjoints) and become a dense matrix only on request (``dense``), with a size guard.
+Every operator maps ``(B, in_dim) -> (B, out_dim)`` with ``matvec``; convolutions stay
+matrix-free and become a dense matrix only on request (``dense``), with a size guard. (No
+adjoint: nothing solves matrix-free yet; the first solver that does brings ``rmatvec`` with it.)
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ class LinearOperator:
 
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         """``(B, in_dim) -> (B, out_dim)``."""
-        raise NotImplementedError
-
-    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
-        """Adjoint: ``(B, out_dim) -> (B, in_dim)``."""
         raise NotImplementedError
 
     def map_tensors(self, fn) -> "LinearOperator":
@@ -94,9 +90,6 @@ class Dense(LinearOperator):
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         return u @ self.weight.T
 
-    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
-        return v @ self.weight
-
     def map_tensors(self, fn) -> "Dense":
         return Dense(fn(self.weight), in_shape=self.in_shape, out_shape=self.out_shape)
 
@@ -116,8 +109,6 @@ class Diagonal(LinearOperator):
 
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         return u * self.scale.reshape(1, -1)
-
-    rmatvec = matvec
 
     def map_tensors(self, fn) -> "Diagonal":
         return Diagonal(fn(self.scale))
@@ -148,28 +139,17 @@ class _Conv(LinearOperator):
 
 
 class Conv2d(_Conv):
-    """``F.conv2d`` without bias; the adjoint is the matching transposed convolution."""
+    """``F.conv2d`` without bias."""
 
     def _apply(self, u, weight):
         return F.conv2d(u, weight, None, **self.geometry)
 
-    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
-        size = (v.shape[0], *self.in_shape)
-        out = torch.nn.grad.conv2d_input(size, self.weight, v.reshape(-1, *self.out_shape),
-                                         **self.geometry)
-        return out.reshape(v.shape[0], -1)
-
 
 class ConvTranspose2d(_Conv):
-    """``F.conv_transpose2d`` without bias; the adjoint is ``F.conv2d`` with the same weight."""
+    """``F.conv_transpose2d`` without bias."""
 
     def _apply(self, u, weight):
         return F.conv_transpose2d(u, weight, None, **self.geometry)
-
-    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
-        g = {k: val for k, val in self.geometry.items() if k != "output_padding"}
-        out = F.conv2d(v.reshape(-1, *self.out_shape), self.weight, None, **g)
-        return out.reshape(v.shape[0], -1)
 
 
 class Composed(LinearOperator):
@@ -184,9 +164,6 @@ class Composed(LinearOperator):
 
     def matvec(self, u):
         return self.second.matvec(self.first.matvec(u))
-
-    def rmatvec(self, v):
-        return self.first.rmatvec(self.second.rmatvec(v))
 
     def map_tensors(self, fn) -> "Composed":
         return Composed(self.first.map_tensors(fn), self.second.map_tensors(fn))
@@ -222,11 +199,6 @@ class RowSelect(LinearOperator):
 
     def matvec(self, u):
         return self.op.matvec(u)[:, self.index]
-
-    def rmatvec(self, v):
-        full = torch.zeros(v.shape[0], self.op.out_dim, dtype=v.dtype, device=v.device)
-        full[:, self.index] = v
-        return self.op.rmatvec(full)
 
     def map_tensors(self, fn) -> "RowSelect":
         return RowSelect(self.op.map_tensors(fn), self.index)  # the index follows op's device

@@ -1,4 +1,5 @@
-"""What each floating dtype can resolve: the one table of tolerances by dtype.
+"""What each floating dtype can resolve (the one table of tolerances by dtype), and the one
+measure they apply to: the relative residual ``||G(z) - x|| / ||x||``.
 
 An observation cannot be more exact than its own dtype, and a chain converted from a float32
 module cannot reproduce it better than float32 does; both read this table.
@@ -45,3 +46,19 @@ def target_scale(y: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
     precision, not a set of positive rows that pin the layer's input (measured by the property
     tests: without the floor, a false EXACT)."""
     return y.abs().amax(1, keepdim=keepdim).clamp(min=1.0)
+
+
+def relative_residual(x_hat: torch.Tensor, x: torch.Tensor, *, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """``||x_hat - x||_2 / ||x||_2`` per sample, for flat ``(B, n)`` images: the measure of
+    ``G(z) = x`` everywhere in the toolkit (the inverters' searches, the statuses, the metrics).
+
+    Args:
+        x_hat: ``(B, n)`` the generator's output; x: ``(B, n)`` the observations.
+        observed: ``(B, n)`` bool, the pixels that count (None: all); ``x`` must hold zeros
+            off them, as :func:`ganinvert.invert` keeps it.
+
+    Returns:
+        ``(B,)`` in ``x``'s dtype; an all-zero ``x`` divides by the dtype's smallest normal.
+    """
+    diff = x_hat - x if observed is None else (x_hat - x) * observed
+    return diff.norm(dim=1) / x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import MappingProxyType
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .registry import RANGES
+
 logger = logging.getLogger(__name__)
 
 #: (low, high) of each supported pixel range
-RANGES = MappingProxyType({"unit": (0.0, 1.0), "tanh": (-1.0, 1.0)})
 SPLIT_SEED = 0
 HELD_OUT_PER_CLASS = 100
 

@@ -20,6 +20,10 @@ from . import architectures as arch
 HERE = Path(__file__).resolve().parent
 
 
+#: the data ranges the shipped generators were trained on, by ``pixel_range`` name
+RANGES = MappingProxyType({"unit": (0.0, 1.0), "tanh": (-1.0, 1.0)})
+
+
 @dataclass(frozen=True)
 class Spec:
     """How to build one shipped model. ``pixel_range`` is the data range it was trained on."""
@@ -121,6 +125,4 @@ def load(name: str, *, path: str | Path | None = None) -> Loaded:
     if spec.kind == "vae":
         critic.load_state_dict(part("encoder."))
         encoder = critic.eval()
-    from .data import RANGES
-
     return Loaded(name, generator.eval(), spec.latent_dim, RANGES[spec.pixel_range], encoder)

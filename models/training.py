@@ -8,8 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from .data import RANGES
-from .registry import SPECS, build
+from .registry import RANGES, SPECS, build
 
 
 def translate(x: torch.Tensor, shift: int, background: float) -> torch.Tensor:

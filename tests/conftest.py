@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 from torch import nn
 
 from ganinvert import nets
+from ganinvert.budget import Budget
 from ganinvert.models.reference import paper_decoder, reference_path
 
 REFERENCE = reference_path()
@@ -28,6 +29,23 @@ settings.register_profile("ci", max_examples=12, derandomize=True, **_SLOW)
 settings.register_profile("dev", max_examples=100, **_SLOW)
 settings.register_profile("thorough", max_examples=2000, **_SLOW)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+class StopsAfterLayers(Budget):
+    """A time limit that expires once the backward pass has started ``layers + 1`` layers: it
+    stops the pass after ``layers`` of them, wherever the clock would."""
+
+    def __init__(self, layers: int) -> None:
+        super().__init__(progress=False)
+        self.allowed, self.started = layers, 0
+
+    def stage(self, name: str) -> None:
+        super().stage(name)
+        self.started += name.startswith("backward pass")
+
+    @property
+    def expired(self) -> bool:
+        return self.started > self.allowed
 
 
 def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch.float64):

@@ -41,7 +41,8 @@ def aggregate(sweep: str | Path, *, x: str | None = None, y: str | list[str] | N
     paths = sorted(sweep.glob("*/metrics.json"))
     runs = {p.parent.name: json.loads(p.read_text()) for p in paths}
     if not runs:
-        raise FileNotFoundError(f"no */metrics.json under {sweep}: is it a multirun directory of scripts/invert.py?")
+        raise FileNotFoundError(f"Expected: a sweep directory holding one <job>/metrics.json per job (what "
+                                f"the invert app, ganinvert.app.invert.run, writes), Got: none under {sweep}")
     given = {"x": x, "y": [y] if isinstance(y, str) else y, "logx": logx, "logy": logy, "plot": plot}
     report = {**DEFAULT_REPORT, **(runs[paths[0].parent.name]["config"].get("report") or {})}
     report.update({k: v for k, v in given.items() if v is not None})

@@ -43,7 +43,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     for dname, (x, z, mask) in data.items():
         if mask is not None:
             raise ValueError(f"data.{dname}.observed < 1: the Lightning comparison inverts whole images only; "
-                             "run partial observations with scripts/invert.py")
+                             "invert partial observations with the invert app, ganinvert.app.invert.run")
         x = x.reshape(x.shape[0], *out_shape)
         ds = TensorDataset(x) if z is None else TensorDataset(x, z)
         (results[dname],) = trainer.test(module, DataLoader(ds, batch_size=cfg.batch_size), verbose=False)

@@ -6,7 +6,7 @@ Voroninski 2018 for plain gradient descent with the negation check). One loop se
 - ``box``: latent box ``|z_i| <= box`` with stochastic clipping (Lipton & Tripathi 2017):
   coordinates that leave it are redrawn uniformly inside;
 - ``negation_check``: at every step, ``-z`` replaces ``z`` where it fits better;
-- ``polish``: L-BFGS from the best points, every sample its own problem (:mod:`.lbfgs`);
+- ``polish``: L-BFGS from the best points, every sample its own problem (:mod:`ganinvert.search.lbfgs`);
 - samples are processed in chunks of at most ``max_rows`` rows (samples x restarts), so memory
   stays bounded and no tail batch is dropped;
 - ``loss="preactivation"``: instead of ``||G(z) - x||^2``, the squared distance of the last
@@ -29,12 +29,11 @@ import torch
 from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
+from ..search.lbfgs import lbfgs_rows
 from ..streams import SeedStream
 from .base import Inverter, RawSolution
-from .lbfgs import lbfgs_rows
 
 logger = logging.getLogger(__name__)
-
 
 
 class LatentOptimizer(Inverter):
@@ -100,15 +99,11 @@ class LatentOptimizer(Inverter):
         return z, loss
 
     def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb=None) -> torch.Tensor:
+        last = chain.walk(z)[-1]
         if rb is None:
-            loss = ((chain.forward_all(z)[-1] - xr) ** 2).sum(1)  # (rows,)
+            loss = ((last.out - xr) ** 2).sum(1)  # (rows,)
         else:  # distance of the last pre-activation to the interval [lo, hi] the observation allows
-            h = z
-            for layer in chain.layers[:-1]:
-                h = layer.forward(h)
-            last = chain.layers[-1]
-            p = last.op.matvec(h) + last.bias
-            loss = (rb.misfit(p) ** 2).sum(1)
+            loss = (rb.misfit(last.pre) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
     def _run(self, chain: Chain, x: torch.Tensor, warm: torch.Tensor | None,
@@ -161,7 +156,7 @@ class LatentOptimizer(Inverter):
 
     def _polish(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb, best: torch.Tensor, budget: Budget):
         """``polish`` L-BFGS iterations on the same loss from the best points, every row its own
-        problem (:func:`~ganinvert.inverters.lbfgs.lbfgs_rows`: a sample's polish never depends on
+        problem (:func:`~ganinvert.search.lbfgs.lbfgs_rows`: a sample's polish never depends on
         its batch), ``polish_rows`` rows at a time; a row keeps its polished point only where the
         loss fell."""
         budget.stage(f"{self.name} L-BFGS polish")

@@ -7,13 +7,13 @@
    runs only on the layers under the anchor, against that output (a 64-256-256-784 MLP GAN is
    searched as 64-256-256 against its recovered second hidden layer, below the Tanh);
 2. for the samples it leaves without ``G(z) = x``, Levenberg-Marquardt on the last
-   pre-activation (:func:`~ganinvert.lp.newton.levenberg_marquardt`), from up to ``starts``
+   pre-activation (:func:`~ganinvert.search.lm.levenberg_marquardt`), from up to ``starts``
    starts in waves while the sample is open: the layer-wise estimate, ``z = 0``, then random
    draws. Measured on the shipped DCGAN, this replaced Adam (4 restarts x 300 steps + 200 L-BFGS)
    as the seed stage: 50 of 50 samples solved at 0.34 s each, where Adam's seeds and the pattern
    descent solved 44% at 8.6 s;
 3. for those still open, the activation-pattern descent
-   (:func:`~ganinvert.lp.pattern.solve_pattern_lp`) from the LM end points, closest first;
+   (:func:`~ganinvert.search.pattern.solve_pattern_lp`) from the LM end points, closest first;
 4. then ``kicks`` rounds of iterated local search: each seed whose descent ended in a local
    minimum of the l_inf misfit (not at the round limit while still descending, as on large conv
    generators, where a kick would only restart a long walk) is moved by Gaussian noise of
@@ -40,18 +40,18 @@ restarts (``adam``) and its best restart is kept. Every stage stops at the budge
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 
+from ..backward import BackwardPass
 from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError, LayerTooLargeError
-from ..lp.newton import levenberg_marquardt
-from ..lp.pattern import applies, solve_pattern_lp
+from ..linearize import piecewise_linear
+from ..search.lm import levenberg_marquardt
+from ..search.pattern import kick_descent, solve_pattern_lp
 from ..streams import SeedStream
 from .adam import Adam
-from .backward import BackwardPass
 from .base import Inverter, RawSolution
 from .layerwise import Layerwise
 
@@ -80,6 +80,37 @@ def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Laye
     return unique
 
 
+#: the tag of an answer from LM start w: the layer-wise estimate, z = 0, a random draw
+_LM_TAGS = ("lm", "lm(zero start)", "lm(random start)")
+
+
+class _Record:
+    """The search's best answer per sample so far: ``z`` (B, k), its ``residual`` (B,) and the
+    ``tags`` of the stage that found it; samples solved are counted on the budget's bar."""
+
+    def __init__(self, z0: torch.Tensor, rtol: float, budget: Budget) -> None:
+        self.z, self.rtol, self.budget = z0.clone(), rtol, budget
+        self.residual = torch.full((z0.shape[0],), float("inf"), dtype=z0.dtype)
+        self.tags = [""] * z0.shape[0]
+
+    @property
+    def open(self) -> torch.Tensor:
+        """``(B,)`` bool: no ``G(z) = x`` yet."""
+        return self.residual > self.rtol
+
+    def take(self, cand: torch.Tensor, res: torch.Tensor, rows: torch.Tensor, label) -> None:
+        """Candidates ``cand`` (b, k) with residuals ``res`` (b,) for ``rows`` (start ``r // B`` of
+        sample ``r % B``), kept where they beat the sample's best; ``label(start)`` tags them."""
+        B = self.z.shape[0]
+        was = int((self.residual <= self.rtol).sum())
+        for j, r in enumerate(rows.tolist()):
+            i = r % B
+            if res[j] < self.residual[i]:
+                self.residual[i], self.z[i], self.tags[i] = res[j], cand[j], label(r // B)
+        self.budget.finished(int((self.residual <= self.rtol).sum()) - was)
+
+
+
 class Auto(Inverter):
     """Layer-wise LP, then Levenberg-Marquardt from several starts, the activation-pattern
     descent from their ends and kicks, below each sample's anchor (see the module doc).
@@ -88,7 +119,7 @@ class Auto(Inverter):
         layerwise: the first stage and the certifier (default ``Layerwise()``).
         starts: Levenberg-Marquardt starts per open sample (the layer-wise estimate, ``z = 0``,
             then random draws of ``N(0, adam.init_std^2 I)``), tried in turn while it is open.
-        newton_steps: Jacobians per Levenberg-Marquardt run.
+        lm_steps: Jacobians per Levenberg-Marquardt run.
         adam: the search where hidden activations are not piecewise linear (default
             ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200, seed=seed)``;
             its first restart starts at the layer-wise estimate); its ``init_std`` scales the
@@ -108,16 +139,16 @@ class Auto(Inverter):
 
     name = "auto"
 
-    def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, newton_steps: int = 100,
+    def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
                  adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3,
                  seed: int = 0, refine: Adam | None = None) -> None:
-        if (starts < 1 or newton_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
+        if (starts < 1 or lm_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
                 or not kick_scale > 0):
-            raise InvalidInputError(f"Expected starts >= 1, newton_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
-                                    f"kicks >= 0, kick_scale > 0, Got: starts={starts}, newton_steps={newton_steps}, "
+            raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
+                                    f"kicks >= 0, kick_scale > 0, Got: starts={starts}, lm_steps={lm_steps}, "
                                     f"pattern_seeds={pattern_seeds}, pattern_rounds={pattern_rounds}, kicks={kicks}, "
                                     f"kick_scale={kick_scale}")
-        self.starts, self.newton_steps, self.pattern_seeds = int(starts), int(newton_steps), int(pattern_seeds)
+        self.starts, self.lm_steps, self.pattern_seeds = int(starts), int(lm_steps), int(pattern_seeds)
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
                                  seed=seed)
@@ -127,74 +158,85 @@ class Auto(Inverter):
 
     def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
                 have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """Stages 2-3 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
-        B, k, dev = x.shape[0], chain.in_dim, x.device
-        best = torch.full((B,), float("inf"), dtype=x.dtype)
-        best_z, tags = z0.clone(), [""] * B
-
-        def take(cand: torch.Tensor, res: torch.Tensor, rows: torch.Tensor, label) -> None:
-            was = int((best <= rtol).sum())
-            for j, r in enumerate(rows.tolist()):
-                i = r % B
-                if res[j] < best[i]:
-                    best[i], best_z[i], tags[i] = res[j], cand[j], label(r // B)
-            budget.finished(int((best <= rtol).sum()) - was)
-
-        if not applies(chain):  # no activation regions to walk: Adam's restarts are the search
+        """Stages 2-4 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
+        rec = _Record(z0, rtol, budget)
+        if not piecewise_linear(chain):  # no activation regions to walk: Adam's restarts are the search
             ends = self.adam.endpoints(chain, x, z0=z0, budget=budget)
+            k = chain.in_dim
             res = chain.relative_residual(ends.reshape(-1, k), x.repeat(ends.shape[0], 1)).cpu()
-            take(ends.reshape(-1, k), res, torch.arange(ends.shape[0] * B), lambda s: "adam")
-            return best_z, best, tags
-        S = self.starts
+            rec.take(ends.reshape(-1, k), res, torch.arange(ends.shape[0] * x.shape[0]), lambda s: "adam")
+            return rec.z, rec.residual, rec.tags
+        at, res0 = self._lm_waves(chain, z0, x, rec, have_seed)
+        trapped = self._pattern_waves(chain, x, rec, at, res0)
+        self._kick_rounds(chain, x, rec, at, trapped)
+        return rec.z, rec.residual, rec.tags
+
+    def _lm_waves(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, rec: _Record,
+                  have_seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Levenberg-Marquardt from the layer-wise estimate, ``z = 0``, then random draws, one wave
+        per start while a sample is open. Returns every start's end ``(S * B, k)`` (nan: not
+        started; row ``w * B + i`` is start ``w`` of sample ``i``) and its residual ``(S * B,)``."""
+        B, k, dev, S, budget = x.shape[0], chain.in_dim, x.device, self.starts, rec.budget
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
         res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
         starts = SeedStream(self.seed, "auto: LM starts", like=x).randn(S, k)  # start w: the same for every sample
-        for w in range(S):  # LM from the layer-wise estimate, z = 0, then random draws, while open
-            if not (best > rtol).any() or budget.expired:
+        for w in range(S):
+            if not rec.open.any() or budget.expired:
                 break
-            rows = ((best > rtol) & (have_seed if w == 0 else torch.ones_like(have_seed))).nonzero().flatten()
+            rows = (rec.open & (have_seed if w == 0 else torch.ones_like(have_seed))).nonzero().flatten()
             if rows.numel() == 0:  # no layer-wise estimate to start from
                 continue
             start = (z0[rows.to(dev)] if w == 0 else torch.zeros(rows.numel(), k, dtype=x.dtype, device=dev) if w == 1
                      else self.adam.init_std * starts[w].expand(rows.numel(), k))
             budget.stage(f"auto: Levenberg-Marquardt from start {w + 1} of {S}")
-            sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rtol, steps=self.newton_steps,
+            sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rec.rtol, steps=self.lm_steps,
                                       budget=budget)
-            take(sol.z, sol.residual.cpu(), rows + w * B,
-                 lambda s: ("newton", "zero>newton")[s] if s < 2 else "random>newton")
+            rec.take(sol.z, sol.residual.cpu(), rows + w * B, lambda s: _LM_TAGS[min(s, 2)])
             at[(rows + w * B).to(dev)], res0[rows + w * B] = sol.z, sol.residual.cpu()
+        return at, res0
+
+    def _pattern_waves(self, chain: Chain, x: torch.Tensor, rec: _Record, at: torch.Tensor,
+                       res0: torch.Tensor) -> torch.Tensor:
+        """The pattern descent from each open sample's closest LM ends, ``pattern_seeds`` waves;
+        ``at`` takes the descents' ends. Returns ``(S * B,)`` bool: the seed's descent ended in a
+        local minimum (what the kicks restart)."""
+        B, dev, S = x.shape[0], x.device, self.starts
         order = res0.view(S, B).argsort(0)  # per sample, its LM ends from the closest fit
-        trapped = torch.zeros(S * B, dtype=torch.bool)  # the seed's last descent ended in a local minimum
+        trapped = torch.zeros(S * B, dtype=torch.bool)
         xs = x.repeat(S, 1)
-        for w in range(min(S, self.pattern_seeds)):  # the pattern descent from the closest LM ends
+        for w in range(min(S, self.pattern_seeds)):
             rows = order[w] * B + torch.arange(B)
-            rows = rows[(best > rtol) & res0[rows].isfinite()]
-            if rows.numel() == 0 or budget.expired:
+            rows = rows[rec.open & res0[rows].isfinite()]
+            if rows.numel() == 0 or rec.budget.expired:
                 break
-            budget.stage(f"auto: pattern LP from LM end {w + 1}")
-            sol = solve_pattern_lp(chain, at[rows.to(dev)], xs[rows.to(dev)], rtol=rtol,
-                                   rounds=self.pattern_rounds, budget=budget)
-            take(sol.z, sol.residual.cpu(), rows, lambda s: "newton>pattern")
+            rec.budget.stage(f"auto: pattern LP from LM end {w + 1}")
+            sol = solve_pattern_lp(chain, at[rows.to(dev)], xs[rows.to(dev)], rtol=rec.rtol,
+                                   rounds=self.pattern_rounds, budget=rec.budget)
+            rec.take(sol.z, sol.residual.cpu(), rows, lambda s: "lm>pattern")
             at[rows.to(dev)], trapped[rows] = sol.z, sol.local_min.cpu()
-            logger.info("auto: after pattern wave %d, %d of %d samples open", w + 1, int((best > rtol).sum()), B)
-        rows = trapped.nonzero().flatten()
-        kicks = SeedStream(self.seed, "auto: kicks", like=x)
+            logger.info("auto: after pattern wave %d, %d of %d samples open", w + 1, int(rec.open.sum()), B)
+        return trapped
+
+    def _kick_rounds(self, chain: Chain, x: torch.Tensor, rec: _Record, at: torch.Tensor,
+                     trapped: torch.Tensor) -> None:
+        """``kicks`` rounds of :func:`~ganinvert.search.pattern.kick_descent` for the trapped seeds
+        of samples still open; round ``n`` kicks LM end ``w`` by the same draw for every sample."""
+        B, k, dev = x.shape[0], chain.in_dim, x.device
+        rows, xs = trapped.nonzero().flatten(), x.repeat(self.starts, 1)
+        draws = SeedStream(self.seed, "auto: kicks", like=x)
         for n in range(1, self.kicks + 1):
-            noise = kicks.randn(S, k)  # round n's kick of each LM end w, drawn whoever is still open
-            open_ = best > rtol
-            live = rows[open_[rows % B] & trapped[rows]]
-            if live.numel() == 0 or budget.expired:
+            noise = draws.randn(self.starts, k)  # round n's kick of each LM end w, drawn whoever is still open
+            live = rows[rec.open[rows % B] & trapped[rows]]
+            if live.numel() == 0 or rec.budget.expired:
                 break
-            budget.stage(f"auto: kick {n} of {self.kicks}")
-            zl = at[live.to(dev)]
-            zk = zl + self.kick_scale * zl.norm(dim=1, keepdim=True) / math.sqrt(k) * noise[(live // B).to(dev)]
-            sol = solve_pattern_lp(chain, zk, xs[live.to(dev)], rtol=rtol, rounds=self.pattern_rounds,
-                                   group=(live % B).to(dev), budget=budget)
+            rec.budget.stage(f"auto: kick {n} of {self.kicks}")
+            sol = kick_descent(chain, at[live.to(dev)], xs[live.to(dev)], noise[(live // B).to(dev)],
+                               scale=self.kick_scale, rtol=rec.rtol, rounds=self.pattern_rounds,
+                               group=(live % B).to(dev), budget=rec.budget)
             at[live.to(dev)] = sol.z
             trapped[live] = sol.local_min.cpu()
-            take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"newton>pattern+{n} kicks")
-            logger.info("auto: after kick %d, %d of %d samples open", n, int((best > rtol).sum()), B)
-        return best_z, best, tags
+            rec.take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"lm>pattern+{n} kicks")
+            logger.info("auto: after kick %d, %d of %d samples open", n, int(rec.open.sum()), B)
 
     def _anchored(self, chain: Chain, raw: RawSolution, todo: torch.Tensor, z0: torch.Tensor, x: torch.Tensor,
                   *, rtol: float, have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, list[str]]:

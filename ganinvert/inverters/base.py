@@ -45,7 +45,10 @@ class RawSolution:
         z: ``(B, k)`` flat latents.
         layer_residuals: ``(B, L)`` per-layer constraint violation (nan where not measured).
         unique: ``(B, L)`` bool, each layer's pre-image certified to be a point.
-        methods: per sample, the solver path (e.g. ``"lstsq>ipm"``).
+        methods: per sample, the solver path: each layer's solver joined by ``/``, first layer
+            first, then each later stage after ``>`` (e.g. ``"lstsq/ipm>lm>pattern+2 kicks@2>adam"``;
+            ``@l``: the stage searched below layer ``l``'s pinned output, ``+n kicks``: after ``n``
+            kicks).
         messages: per sample, solver messages ("" when none).
         infeasible: ``(B,)`` bool, x provably outside the range of the last layer.
         failed: ``(B,)`` bool, a solver broke down.
@@ -129,7 +132,7 @@ class Inverter:
     #: ``fit_residual``; None for inverters that do not minimise a norm of their own
     fit_order: float | None = None
     #: for ``invert(differentiable=True)``: a layer-LP solver on the autograd graph whose own
-    #: differentiation gives the gradient (:mod:`ganinvert.lp.implicit`), or None for the native
+    #: differentiation gives the gradient (:mod:`ganinvert.gradients`), or None for the native
     #: implicit derivative
     lp_layer = None
 

@@ -69,7 +69,7 @@ class Hybrid(Inverter):
         refined = self.adam.solve(chain, x[dev_idx], rtol=rtol, z0=raw.z[dev_idx], budget=budget).z
         better = (chain.relative_residual(refined, x[dev_idx]).cpu() < res[todo])
         won = todo[better]
-        raw.adopt(won, refined[better.to(refined.device)], methods=[f"{raw.methods[i]}+adam" for i in won.tolist()],
+        raw.adopt(won, refined[better.to(refined.device)], methods=[f"{raw.methods[i]}>adam" for i in won.tolist()],
                   messages=[f"refined by Adam from the layer-wise estimate ({raw.messages[i] or 'not exact'})"
                             for i in won.tolist()])
         return raw

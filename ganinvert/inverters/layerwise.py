@@ -9,14 +9,15 @@ from typing import Mapping
 
 import torch
 
+from ..backward import BackwardPass
 from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
 from ..lp.cvx import lp_layer
+from ..lp.problem import MAX_DENSE_INPUT
 from ..operators import DEFAULT_MAX_DENSE
 from ..tolerances import target_scale
-from .backward import BackwardPass
 from .base import Anchors, Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,10 @@ class Layerwise(Inverter):
         rank_rtol: relative singular-value threshold of the rank and uniqueness checks.
         layer_rtol: per-layer feasibility tolerance as a fraction of the final ``rtol``.
         max_dense_entries: largest dense layer matrix to materialise.
-        max_lp_dim: largest layer input solved by the dense LP; larger layers that the fast
-            path cannot certify are reported FAILED with the reason, instead of exhausting memory.
+        max_lp_dim: largest layer input solved by the dense LP (default
+            :data:`~ganinvert.lp.problem.MAX_DENSE_INPUT`, the derivative's limit too); larger
+            layers that the fast path cannot certify are reported FAILED with the reason, instead
+            of exhausting memory.
         solver_options: the LP solver's own ``tol`` and ``max_iter`` (see
             :data:`ganinvert.lp.SOLVERS`), e.g. ``{"max_iter": 200}``; its defaults when omitted.
     """
@@ -59,7 +62,7 @@ class Layerwise(Inverter):
 
     def __init__(self, *, solver: str = "ipm", fast_path: bool = True, rank_rtol: float = 1e-8,
                  layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE,
-                 max_lp_dim: int = 2048, solver_options: Mapping[str, float | int] | None = None) -> None:
+                 max_lp_dim: int = MAX_DENSE_INPUT, solver_options: Mapping[str, float | int] | None = None) -> None:
         if solver not in SOLVERS:
             raise InvalidInputError(f"unknown solver {solver!r}; Expected one of {sorted(SOLVERS)}")
         if not 0 < rank_rtol < 1 or not 0 < layer_rtol <= 1:
@@ -111,6 +114,8 @@ class Layerwise(Inverter):
             top = level[idx] == i + 1  # every layer above pinned its input: y is exact
             down = top & (sol.unique & sol.solver_ok).cpu()
             stop = top & ~down
+            if down.any():  # their input is exact: the anchor, should the time limit end the pass here
+                targets[i] = (idx[down], sol.u[down.to(sol.u.device)])
             if stop.any():  # this layer's pre-image is not a point: y is as far as the pass is sure
                 targets[i + 1] = (idx[stop], y[stop.to(y.device)])
                 ambiguous[idx[stop & (sol.solver_ok & ~sol.unique).cpu()]] = True
@@ -120,16 +125,13 @@ class Layerwise(Inverter):
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
                 tol = self.layer_rtol * rtol * target_scale(y)  # the layer's own tolerance
                 raw.infeasible[idx] = (sol.solver_ok & (sol.optimum > tol)).cpu()
-            for j, b in enumerate(idx.tolist()):  # paths read first layer first
-                raw.methods[b] = f"{sol.methods[j]}>{raw.methods[b]}" if raw.methods[b] else sol.methods[j]
+            for j, b in enumerate(idx.tolist()):  # layers joined by "/", first layer first (see RawSolution)
+                raw.methods[b] = f"{sol.methods[j]}/{raw.methods[b]}" if raw.methods[b] else sol.methods[j]
                 if sol.messages[j]:
                     raw.messages[b] += ("; " if raw.messages[b] else "") + f"layer {i}: {sol.messages[j]}"
             logger.info("layer %d: %d/%d samples certified unique", i, int(sol.unique.sum()), len(idx))
             return sol.u, sol.solver_ok  # a failed sample has no meaningful target for the layer below
 
         raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step, budget=budget)
-        if (level == 0).any():
-            zero = (level == 0).nonzero().flatten()
-            targets[0] = (zero, raw.z[zero.to(raw.z.device)])
         raw.anchors = Anchors(level=level, targets=targets, ambiguous=ambiguous)
         return raw

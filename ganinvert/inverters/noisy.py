@@ -5,12 +5,13 @@ Per layer, for a ReLU observation ``y = relu(A u + b) + e`` with ``|e|_inf <= ep
 - ``norm="linf"`` (the paper's main noisy method): minimise ``t`` subject to
   ``|a_j u + b_j - y_j| <= t`` on rows with ``y_j > tau``, ``a_j u + b_j <= y_j + t`` on the
   others, ``u >= 0`` on hidden layers; accepted when ``t <= tau``. It is the one layer LP
-  (:class:`ganinvert.lp.LayerProblem`) with the threshold in its bounds. ``tau`` starts at the
+  (:class:`ganinvert.lp.LayerProblem`) with the threshold in its bounds
+  (:func:`~ganinvert.lp.noisy.threshold_problem`). ``tau`` starts at the
   noise level, grows by ``growth`` (1.2) until the LP is feasible, and is carried into the next
   layer. LeakyReLU rows: ``y > tau`` the positive branch, ``y < -tau`` the negative one (scaled
   by ``1 / alpha``), rows in between either.
 - ``norm="l1"`` (the paper's "relax" LP): maximise ``sum_{y_j >= 2 tau} y_j a_j u`` subject to
-  ``act(A u + b) <= y + tau`` row-wise (:func:`relax_problem`). Pushing the fitted rows up to
+  ``act(A u + b) <= y + tau`` row-wise (:func:`~ganinvert.lp.noisy.relax_problem`). Pushing the fitted rows up to
   their upper bounds makes the solution fit ``y`` in l_1 without an l_1 objective. Stopping rule,
   from observables only: ``tau`` starts at the noise level and grows by ``growth`` while the
   layer's l_1 residual ``||act(A u + b) - y||_1`` falls (or while the LP is infeasible); the
@@ -23,7 +24,7 @@ linear): the layer-wise pass fits each layer to a target that already carries th
 layer's error, so its latent error is about twice the noise. Fixing the hidden on/off pattern at
 the layer-wise estimate makes ``G`` affine in ``z`` (docs/design.md §3.3) and the same thresholded fit
 can be solved over all layers at once: the activation-pattern LP (``linf``, descending through
-regions as in :func:`~ganinvert.lp.pattern.solve_pattern_lp`) or least squares on the active
+regions as in :func:`~ganinvert.search.pattern.solve_pattern_lp`) or least squares on the active
 output rows (``l2``). The polished ``z`` is kept only where its misfit in the chosen norm is
 smaller than the layer-wise one.
 
@@ -51,15 +52,18 @@ from types import MappingProxyType
 
 import torch
 
-from ..budget import Budget
+from ..backward import BackwardPass
+from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
+from ..linearize import piecewise_linear
 from ..lp.fastpath import lstsq_fast_path
 from ..lp.ipm import solve_ipm
-from ..lp.pattern import applies, pattern_problem, patterns_at, solve_pattern_lp
+from ..lp.noisy import relax_problem, threshold_problem
+from ..lp.pattern import pattern_problem
 from ..lp.problem import LayerProblem
 from ..operators import DEFAULT_MAX_DENSE
-from .backward import BackwardPass
+from ..search.pattern import solve_pattern_lp
 from .base import Inverter, RawSolution
 
 logger = logging.getLogger(__name__)
@@ -69,45 +73,9 @@ NORMS = ("linf", "l1", "l2")
 NORM_ORDER = MappingProxyType({"linf": math.inf, "l1": 1, "l2": 2})
 
 
-def threshold_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
-                      u_range: tuple[float, float]) -> LayerProblem:
-    """The thresholded l_inf LP (module doc) for observation ``y`` (B, n), ``tau`` (B, 1); its rows
-    come from :meth:`~ganinvert.activations.Activation.threshold_bounds`."""
-    rb = act.threshold_bounds(y, tau)
-    return LayerProblem(A, b, rb.lo, rb.hi, rb.weight, *u_range)
-
-
 def _within(t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     """``(B,)`` bool: misfit ``t`` accepted at threshold ``tau`` (``t <= tau`` up to round-off)."""
     return t <= tau * (1 + 1e-9) + 1e-12
-
-
-#: the l_1 relax LP's cost is scaled so that the multipliers of its fitted rows sum to this: far
-#: below 1, so the exact penalty of :class:`~ganinvert.lp.problem.LayerProblem` holds (``t* = 0``
-#: whenever the relaxed polyhedron is non-empty)
-RELAX_COST_SCALE = 1e-2
-
-
-def relax_problem(act, A: torch.Tensor, b: torch.Tensor, y: torch.Tensor, tau: torch.Tensor,
-                  u_range: tuple[float, float]) -> LayerProblem:
-    """The l_1 ("relax") LP of docs/design.md §4.2 for observation ``y`` (B, n), ``tau`` (B, 1)::
-
-        maximise  sum_{y_j >= 2 tau} y_j a_j u   s.t.  act(A u + b) <= y + tau  (row-wise)
-
-    i.e. ``A u + b <= max(0, y + tau)`` for ReLU; LeakyReLU rows with ``y + tau < 0`` bound the
-    negative branch, ``A u + b <= (y + tau) / alpha`` (weight ``alpha``, output units), and rows
-    with ``y <= -2 tau`` join the objective with weight ``alpha |y_j|``; linear rows keep the band
-    ``|A u + b - y| <= tau`` and no objective (the rows: :meth:`~ganinvert.activations.Activation.relax_rows`).
-    As the one layer LP with a cost (the exact-penalty form): ``t* = 0`` where the relaxed
-    polyhedron is non-empty.
-    """
-    rb, g = act.relax_rows(y, tau)
-    w = rb.weight
-    # fitted rows tight at their bounds have multipliers g_j / w_j (weighted rows): scaled to sum to
-    # RELAX_COST_SCALE; no fitted rows: no cost (the LP finds a point of the polyhedron)
-    total = (g / w).sum(1, keepdim=True)
-    cost = -RELAX_COST_SCALE * (g @ A) / torch.where(total > 0, total, torch.ones_like(total))
-    return LayerProblem(A, b, rb.lo, rb.hi, w, *u_range, cost=cost)
 
 
 class Noisy(Inverter):
@@ -141,11 +109,10 @@ class Noisy(Inverter):
         self.joint, self.joint_rounds = bool(joint), int(joint_rounds)
 
     @property
-    def order(self) -> float:
-        """The chosen norm as ``ord`` of :func:`torch.linalg.vector_norm`."""
+    def fit_order(self) -> float:
+        """The chosen norm as ``ord`` of :func:`torch.linalg.vector_norm` (see
+        :attr:`Inverter.fit_order`)."""
         return NORM_ORDER[self.norm]
-
-    fit_order = order
 
     @property
     def output_slack(self) -> float:
@@ -153,15 +120,20 @@ class Noisy(Inverter):
         estimated (uniform noise takes ReLU outputs below 0)."""
         return math.inf if self.noise is None else self.noise
 
-    def _estimate_noise(self, A, b, act, x, u_range, *, rtol: float) -> torch.Tensor:
+    def _estimate_noise(self, A, b, act, x, u_range, *, rtol: float,
+                        budget: Budget | None = None) -> torch.Tensor:
         """``(B,)`` a lower bound on the l_inf noise level: the largest threshold ``tau`` found at
         which the last layer's thresholded l_inf LP is infeasible (``t* > tau``), within a factor
         ``growth`` of the smallest feasible one. ``u*`` is feasible with ``t <= eps`` at
         ``tau = eps`` and feasibility is monotone in ``tau`` (a larger threshold only relaxes
         rows), so an infeasible ``tau`` is below ``eps``. Bisection on ``log tau`` between
         ``rtol max|x|`` and the misfit at threshold 0 (feasible at its own value), about 8 LP
-        solves; ``rtol max|x|`` itself where that is already feasible (exact data)."""
+        solves; ``rtol max|x|`` itself where that is already feasible (exact data). The time limit
+        stops the bisection early: the threshold found so far is still a lower bound."""
+        budget = budget or unlimited()
         lo_tau = (rtol * x.abs().amax(1)).clamp(min=1e-300)
+        if budget.expired:  # no time for a single LP: the floor (the pass will not start either)
+            return lo_tau
 
         def misfit(idx, tau):
             return solve_ipm(threshold_problem(act, A, b, x[idx], tau[:, None], u_range)).t
@@ -169,7 +141,7 @@ class Noisy(Inverter):
         every = torch.arange(x.shape[0], device=x.device)
         hi_tau = torch.maximum(misfit(every, torch.zeros_like(lo_tau)), lo_tau)
         hi_tau = torch.where(_within(misfit(every, lo_tau), lo_tau), lo_tau, hi_tau)
-        while True:
+        while not budget.expired:
             idx = (hi_tau > lo_tau * self.growth).nonzero().flatten()
             if not idx.numel():
                 break
@@ -179,10 +151,10 @@ class Noisy(Inverter):
             lo_tau[idx] = torch.where(feasible, lo_tau[idx], mid)
         return lo_tau
 
-    def _layer_l1(self, A, b, act, y, tau, u_range):
+    def _layer_l1(self, A, b, act, y, tau, u_range, budget: Budget):
         """The relax LP for every sample; ``tau`` (B,) grows by ``growth`` while the layer's l_1
         residual ``||act(A u + b) - y||_1`` falls (or while the LP is infeasible), and the best
-        point is kept. Returns ``(u, residual, tau)``."""
+        point is kept (the time limit stops the growth). Returns ``(u, residual, tau)``."""
         B, k = y.shape[0], A.shape[1]
         best_u = torch.zeros(B, k, dtype=y.dtype, device=y.device)
         best_r = torch.full((B,), math.inf, dtype=y.dtype, device=y.device)
@@ -199,12 +171,12 @@ class Noisy(Inverter):
             i = todo[better]
             best_u[i], best_r[i], best_tau[i], found[i] = sol.u[better], r[better], tau[i], feasible[better]
             todo = todo[better]  # improved (or still infeasible): grow and solve again
-            if not todo.numel():
+            if not todo.numel() or budget.expired:
                 break
             tau[todo] *= self.growth
         return best_u, best_r, best_tau
 
-    def _layer(self, A, b, act, y, tau, u_range, *, want_sigma: bool):
+    def _layer(self, A, b, act, y, tau, u_range, budget: Budget, *, want_sigma: bool):
         """Solve one layer for every sample, growing ``tau`` (B,) where infeasible. Returns
         ``(u, t, tau, prob, sigma)``: ``prob`` is the layer LP at the final thresholds and
         ``sigma`` a lower bound on ``sigma_min`` of its active rows (None unless l2 or asked)."""
@@ -216,7 +188,7 @@ class Noisy(Inverter):
             sol = solve_ipm(threshold_problem(act, A, b, y[todo], tau[todo, None], u_range))
             u[todo], t[todo] = sol.u, sol.t
             bad = ~_within(sol.t, tau[todo])
-            if not bad.any():
+            if not bad.any() or budget.expired:  # a sample cut short keeps t > tau: no bound
                 break
             todo = todo[bad]
             tau[todo] *= self.growth
@@ -240,16 +212,17 @@ class Noisy(Inverter):
         s_lo, s_hi = prob.row_slack(h)
         return (torch.relu(-s_lo) + torch.relu(-s_hi)).norm(dim=1)
 
-    def _joint(self, chain: Chain, z: torch.Tensor, x: torch.Tensor,
-               prob: LayerProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    def _joint(self, chain: Chain, z: torch.Tensor, x: torch.Tensor, prob: LayerProblem,
+               budget: Budget | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The joint polish (module doc): ``z`` moved where the misfit falls, and the misfit."""
         with torch.no_grad():
             bounds = (prob.lo, prob.hi, prob.w)
             if self.norm == "linf":
-                cand = solve_pattern_lp(chain, z, x, rtol=0.0, rounds=self.joint_rounds, out_bounds=bounds).z
+                cand = solve_pattern_lp(chain, z, x, rtol=0.0, rounds=self.joint_rounds, out_bounds=bounds,
+                                        budget=budget).z
             else:  # least squares over z on the active rows (lo == hi), the pattern fixed at z
                 n = x.shape[1]
-                pp = pattern_problem(chain, patterns_at(chain, z), x, tol=torch.zeros_like(x[:, 0]), out_bounds=bounds)
+                pp = pattern_problem(chain, chain.patterns(z), x, tol=torch.zeros_like(x[:, 0]), out_bounds=bounds)
                 eq = prob.lo == prob.hi
                 on = eq.to(x.dtype) * prob.w
                 J, c = pp.A[:, -n:] * on[..., None], pp.b[:, -n:]
@@ -261,11 +234,14 @@ class Noisy(Inverter):
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)
+        budget = budget or unlimited()
         res = torch.full((B, L), float("nan"), dtype=torch.float64)
         walk = BackwardPass(chain, max_dense_entries=self.max_dense_entries)
         last = chain.layers[-1]
         if self.noise is None:
-            tau = self._estimate_noise(walk.dense(L - 1), last.bias, last.act, x, chain.input_range(L - 1), rtol=rtol)
+            budget.stage("noisy: estimating the noise level")
+            tau = self._estimate_noise(walk.dense(L - 1), last.bias, last.act, x, chain.input_range(L - 1), rtol=rtol,
+                                       budget=budget)
         else:
             tau = torch.full((B,), float(self.noise), dtype=x.dtype, device=x.device).clamp(min=1e-300)
         eps = None  # the certified bound's error carried down (l_inf and l2 with a known noise level)
@@ -279,10 +255,10 @@ class Noisy(Inverter):
             nonlocal tau, eps, valid, last_prob
             layer, keep = chain.layers[i], torch.ones(B, dtype=torch.bool, device=x.device)
             if self.norm == "l1":
-                u, t, tau = self._layer_l1(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i))
+                u, t, tau = self._layer_l1(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i), budget)
                 res[:, i] = t.cpu()
                 return u, keep
-            u, t, tau, prob, sig = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i),
+            u, t, tau, prob, sig = self._layer(A, layer.bias, layer.act, y, tau.clone(), chain.input_range(i), budget,
                                                want_sigma=eps is not None)
             res[:, i] = t.cpu()
             if eps is not None:  # the certified bound, valid while tau >= the noise it must absorb
@@ -295,9 +271,14 @@ class Noisy(Inverter):
             return u, keep
 
         y = walk.run(x, step, budget=budget)
+        if not walk.complete:  # the time limit stopped the pass before the latent: no fit, no bound
+            raw = RawSolution.of(y, L, method=f"noisy-{self.norm}")
+            raw.layer_residuals = res
+            raw.messages = [f"{self.norm} fit stopped before reaching the latent"] * B
+            return raw
         polished = torch.zeros(B, dtype=torch.bool, device=x.device)
-        if self.joint and self.norm != "l1" and L > 1 and applies(chain):
-            z, misfit = self._joint(chain, y, x, last_prob)
+        if self.joint and self.norm != "l1" and L > 1 and piecewise_linear(chain):
+            z, misfit = self._joint(chain, y, x, last_prob, budget)
             moved = (z - y).norm(dim=1)
             polished = moved > 0
             if eps is not None:
@@ -307,7 +288,7 @@ class Noisy(Inverter):
         if eps is not None:
             bound = torch.where(valid, eps, torch.full_like(eps, math.nan)).cpu()
         with torch.no_grad():  # the achieved residual in the chosen norm
-            r_out = torch.linalg.vector_norm(chain.forward_all(y)[-1] - x, ord=self.order, dim=1).cpu()
+            r_out = torch.linalg.vector_norm(chain.forward_all(y)[-1] - x, ord=self.fit_order, dim=1).cpu()
         msgs = [f"{self.norm} fit{' + joint polish' if polished[j] else ''}, ||G(z) - x||_{self.norm[1:]} = "
                 f"{r_out[j].item():.3g}, final threshold tau={tau[j].item():.3g}"
                 + (f", certified ||z - z*|| <= {bound[j].item():.3g}" if not math.isnan(bound[j]) else "")

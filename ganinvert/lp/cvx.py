@@ -15,7 +15,7 @@ formulation covers them all::
   Open sides get a finite stand-in far beyond any row value, so one layer serves every pattern.
   The LP's own differentiation (diffcp, in ``lsmr`` mode: the minimum-norm solution of the
   singular derivative system) is the reference the native implicit derivative
-  (:mod:`ganinvert.lp.implicit`) is tested against.
+  (:mod:`ganinvert.gradients`) is tested against.
 - :func:`solve_cvxpylayers` is the same layer as a solver of ``Layerwise(solver="cvxpylayers")``.
 
 cvxpy and cvxpylayers are imported on first use: the rest of the package does not need them.
@@ -100,8 +100,8 @@ def _layer(n: int, k: int, with_cost: bool, boxed: bool):
     return CvxpyLayer(lp.problem, parameters=params, variables=[lp.u, lp.t])
 
 
-def lp_layer(problem: LayerProblem, *, fixed: tuple[torch.Tensor, torch.Tensor] | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def lp_layer(problem: LayerProblem, *, fixed: tuple[torch.Tensor, torch.Tensor] | None = None,
+             solver_args: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve a batch of LPs with cvxpylayers, differentiably: ``(u (B, k), t (B,))`` on the
     autograd graph of ``problem``'s tensors, in their dtype and device.
 
@@ -109,6 +109,8 @@ def lp_layer(problem: LayerProblem, *, fixed: tuple[torch.Tensor, torch.Tensor] 
         problem: the LPs.
         fixed: ``(mask (B, k) bool, value (B, k))``: input coordinates held at a value (their box
             bound, active at the solution: the derivative is then taken on that active set).
+        solver_args: Clarabel settings that replace those of :data:`SOLVER_ARGS` (e.g.
+            ``{"max_iter": 50}``).
     """
     A, w = problem.A, problem.w
     n, k = A.shape[-2:]
@@ -145,7 +147,9 @@ def lp_layer(problem: LayerProblem, *, fixed: tuple[torch.Tensor, torch.Tensor] 
                      torch.where(torch.isfinite(box_hi), box_hi, far).cpu()]
         graph = torch.is_grad_enabled() and any(a.requires_grad for a in args + cost)
         # the derivative mode is diffcp's alone: without a graph diffcp hands every option to Clarabel
-        options = SOLVER_ARGS if graph else {k: v for k, v in SOLVER_ARGS.items() if k != "mode"}
+        options = {**SOLVER_ARGS, **(solver_args or {})}
+        if not graph:
+            del options["mode"]
         u, t = layer(*args, *cost, solver_args=dict(options))
         with torch.no_grad():
             rows = torch.bmm(WA.detach().cpu(), u.detach().unsqueeze(-1)).squeeze(-1).abs()
@@ -164,12 +168,19 @@ def solve_cvxpylayers(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol
     Args:
         prob: the problems.
         u0: not used (an interior-point method starts from its own point).
-        tol, max_iter: not used (diffcp runs Clarabel at its defaults); accepted for the solvers'
-            uniform signature.
+        tol: Clarabel's gap and feasibility tolerances (``tol_gap_abs``, ``tol_gap_rel``,
+            ``tol_feas``; default :data:`SOLVER_ARGS`' 1e-11).
+        max_iter: Clarabel's iteration limit (default Clarabel's own, 200). cvxpylayers does not
+            pass Clarabel's status on, so a sample cut short by it comes back as Clarabel left it,
+            with ``ok=True``: :func:`~ganinvert.lp.layer.invert_layer` certifies its answer a
+            posteriori, but an unfinished misfit ``t`` reads as the LP's optimum.
     """
+    args = {} if tol is None else {"tol_gap_abs": float(tol), "tol_gap_rel": float(tol), "tol_feas": float(tol)}
+    if max_iter is not None:
+        args["max_iter"] = int(max_iter)
     with torch.no_grad():
         try:
-            u, t = lp_layer(prob)
+            u, t = lp_layer(prob, solver_args=args)
             ok, messages = torch.ones(prob.batch, dtype=torch.bool), [""] * prob.batch
         except Exception as e:  # noqa: BLE001 - diffcp raises for the whole batch: retry one by one
             if prob.batch == 1:
@@ -178,7 +189,7 @@ def solve_cvxpylayers(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol
                                   t=torch.full((1,), math.inf, dtype=prob.A.dtype, device=prob.A.device),
                                   ok=torch.zeros(1, dtype=torch.bool, device=prob.A.device),
                                   messages=[f"cvxpylayers: {type(e).__name__}: {e}"])
-            parts = [solve_cvxpylayers(prob.select([i])) for i in range(prob.batch)]
+            parts = [solve_cvxpylayers(prob.select([i]), tol=tol, max_iter=max_iter) for i in range(prob.batch)]
             return LPSolution(u=torch.cat([p.u for p in parts]), t=torch.cat([p.t for p in parts]),
                               ok=torch.cat([p.ok.cpu() for p in parts]).to(prob.A.device),
                               messages=[p.messages[0] for p in parts])

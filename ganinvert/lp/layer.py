@@ -16,14 +16,14 @@ from .cvx import solve_cvxpylayers
 from .fastpath import lstsq_fast_path
 from .highs import solve_highs
 from .ipm import solve_ipm
-from .problem import LayerProblem, LPSolution
+from .problem import MAX_DENSE_INPUT, LayerProblem, LPSolution
 
 logger = logging.getLogger(__name__)
 
 #: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``; ``tol`` and
 #: ``max_iter`` are each solver's own (the IPM's relative residual and gap, and its iteration cap;
-#: HiGHS's feasibility tolerance and simplex iteration limit; cvxpylayers takes neither), its
-#: default when omitted
+#: HiGHS's feasibility tolerance and simplex iteration limit; Clarabel's gap and feasibility
+#: tolerances and iteration limit under cvxpylayers), its default when omitted
 SOLVERS: Mapping[str, Callable[..., LPSolution]] = MappingProxyType({
     "ipm": solve_ipm,
     "highs": solve_highs,
@@ -67,7 +67,7 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
 
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
                  u_range: tuple[float, float], rtol: float, solver: str = "ipm",
-                 rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = 2048,
+                 rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = MAX_DENSE_INPUT,
                  solver_options: Mapping[str, float | int] | None = None) -> LayerSolution:
     """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
 

@@ -28,6 +28,10 @@ import torch
 
 #: largest outer-product table ``(n, k*k)`` kept for Gram matrices (512 MiB in float64)
 _MAX_OUTER = 2**26
+#: largest layer input whose ``k x k`` normal matrix is built per sample: the one size limit of the
+#: dense layer LP (``Layerwise(max_lp_dim=...)``'s default) and of the derivative through a layer
+#: (:mod:`ganinvert.gradients`); 32 MiB per sample in float64
+MAX_DENSE_INPUT = 2048
 
 
 class WeightedGram:

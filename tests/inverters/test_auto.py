@@ -7,7 +7,7 @@ import torch
 import ganinvert as gi
 from ganinvert.inverters.auto import certify_along
 
-from ..conftest import DCGANish, latents, random_mlp, rel_err
+from ..conftest import DCGANish, StopsAfterLayers, latents, random_mlp, rel_err
 
 
 def test_auto_solves_what_a_contracting_middle_layer_leaves_open():
@@ -24,7 +24,7 @@ def test_auto_solves_what_a_contracting_middle_layer_leaves_open():
     err = rel_err(auto.z, z)
     assert (err[auto.solved] < 1e-6).float().mean() >= 0.9  # mostly the true latent
     assert not (auto.exact & (err > 1e-6)).any()
-    assert all("newton" in m or "pattern" in m  # the search, not the layer-wise pass, solved those
+    assert all(">lm" in m or "pattern" in m  # the search, not the layer-wise pass, solved those
                for m, s in zip(auto.methods, lw.solved, strict=True) if not s and m != "lstsq")
 
 
@@ -127,7 +127,7 @@ def test_auto_searches_without_the_layerwise_pass_when_a_layer_is_too_large_to_w
         gi.invert(G, x, method=gi.Layerwise(max_dense_entries=1000))
     r = gi.invert(G, x, method=gi.Auto(layerwise=gi.Layerwise(max_dense_entries=1000)))
     assert r.solved.all() and (rel_err(r.z, z) < 1e-6).all()
-    assert all(m.startswith("none>") and "newton" in m for m in r.methods)
+    assert all(m.startswith("none>lm") for m in r.methods)
     assert not r.exact.any()  # the certificate needs the same matrices
 
 
@@ -142,7 +142,7 @@ def test_auto_solves_the_shipped_dcgan_and_never_calls_it_exact():
     r = gi.invert(G, x, method="auto")
     assert r.solved.float().mean() >= 7 / 8 and not r.exact.any()
     assert (rel_err(r.z, z)[r.solved] < 1e-6).all()
-    assert all("newton" in m for m, s in zip(r.methods, r.solved.tolist(), strict=True) if s)
+    assert all(">lm" in m for m, s in zip(r.methods, r.solved.tolist(), strict=True) if s)
 
 
 @pytest.mark.slow
@@ -160,3 +160,23 @@ def test_auto_reaches_g_of_z_equals_x_on_the_shipped_generators_that_do_not_expa
     assert r.solved.float().mean() >= (0.99 if name == "mlp_gan" else 0.95)
     assert not r.exact.any()
     assert (rel_err(r.z, z)[r.solved] < 1e-6).float().mean() >= 0.95  # and they are z*
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_time_limit_between_two_layers_leaves_the_search_its_anchor(layers):
+    # the last layers pin their inputs; the limit ends the pass below them, before the layer that
+    # would have recorded the pinned output as the search's target (once a KeyError)
+    G = random_mlp([6, 40, 30, 200], seed=0)
+    z = latents(6, 6, seed=1)
+    with torch.no_grad():
+        x = G(z)
+    chain = gi.to_chain(G)
+    raw = gi.Auto().layerwise.solve(chain, x, rtol=1e-6, budget=StopsAfterLayers(layers))
+    pinned = raw.anchors.level < len(chain)
+    assert pinned.any()
+    for lvl in raw.anchors.level[pinned].unique().tolist():  # every pinned sample has its exact target
+        rows = (raw.anchors.level == lvl).nonzero().flatten()
+        want = chain.forward_all(z[rows])[lvl - 1] if lvl else z[rows]
+        torch.testing.assert_close(raw.anchors.target(lvl, rows), want, rtol=1e-6, atol=1e-8)
+    r = gi.Auto().solve(chain, x, rtol=1e-6, budget=StopsAfterLayers(layers))
+    assert r.z.shape == (6, 6) and torch.isfinite(r.z).all()

@@ -10,7 +10,7 @@ from ganinvert.inverters.base import RawSolution, assign_status
 
 
 def _sub(z, *, bound=None):
-    raw = RawSolution.of(z, 2, method="lstsq>ipm")
+    raw = RawSolution.of(z, 2, method="lstsq/ipm")
     raw.layer_residuals[:] = 0.5
     raw.unique[:, 0] = True
     raw.failed[0] = True
@@ -32,7 +32,7 @@ def test_scatter_writes_only_the_given_rows():
     out.scatter(torch.tensor([3, 1]), _sub(torch.ones(2, 3, dtype=torch.float64), bound=torch.tensor([0.1, 0.2], dtype=torch.float64)))
     assert out.z[[1, 3]].eq(1).all() and not out.z[[0, 2]].any()
     assert out.failed.tolist() == [False, False, False, True]  # sub-row 0 went to row 3
-    assert out.messages == ["", "", "", "broke"] and out.methods == ["", "lstsq>ipm", "", "lstsq>ipm"]
+    assert out.messages == ["", "", "", "broke"] and out.methods == ["", "lstsq/ipm", "", "lstsq/ipm"]
     assert out.unique[:, 0].tolist() == [False, True, False, True] and not out.unique[:, 1].any()
     assert out.layer_residuals[[1, 3]].eq(0.5).all() and out.layer_residuals[[0, 2]].isnan().all()
     assert out.bound.tolist()[1] == 0.2 and out.bound.tolist()[3] == 0.1 and math.isnan(out.bound[0])
@@ -48,7 +48,7 @@ def test_adopt_clears_what_was_certified_about_the_old_latents():
     assert not raw.failed.any() and not raw.infeasible.any()
     assert raw.unique[:, 0].tolist() == [False, True, False]  # row 1 keeps its certificate
     assert raw.layer_residuals.eq(0.5).all()  # the earlier stage's record stays
-    assert raw.methods == ["a", "lstsq>ipm", "b"] and raw.messages == ["m0", "", "m2"]
+    assert raw.methods == ["a", "lstsq/ipm", "b"] and raw.messages == ["m0", "", "m2"]
 
 
 def test_status_needs_g_of_z_equal_x_and_every_certificate():

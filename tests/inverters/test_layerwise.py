@@ -92,7 +92,7 @@ def test_lp_only_mode_matches_fast_path_results():
     G = random_mlp((10, 40, 160), seed=7)
     z = latents(16, 10)
     r = gi.invert(G, G(z).detach(), method=gi.Layerwise(fast_path=False))
-    assert all(m == "ipm>ipm" for m in r.methods)
+    assert all(m == "ipm/ipm" for m in r.methods)
     assert r.exact.all() and rel_err(r.z, z).max() < 1e-6
 
 

@@ -8,11 +8,12 @@ import torch
 
 import ganinvert as gi
 from ganinvert.activations import Identity, LeakyReLU, ReLU
-from ganinvert.inverters.noisy import Noisy, relax_problem, threshold_problem
+from ganinvert.inverters.noisy import Noisy
 from ganinvert.lp.highs import solve_highs
 from ganinvert.lp.ipm import solve_ipm
+from ganinvert.lp.noisy import relax_problem, threshold_problem
 
-from ..conftest import latents, random_mlp, rel_err
+from ..conftest import StopsAfterLayers, latents, random_mlp, rel_err
 
 
 def _noisy(G, n, k, eps, seed=0, clamp=True):
@@ -185,3 +186,31 @@ def test_fit_residual_is_nan_exactly_for_invalid_samples():
     assert r.status[1] is gi.Status.INVALID and r.fit_residual.isnan().tolist() == [False, True, False]
     x[:] = float("nan")  # a batch with no valid sample still reports the field, as nan
     assert gi.invert(G, x, norm="linf", noise=1e-3).fit_residual.isnan().all()
+
+
+def test_a_time_limit_that_ends_before_the_pass_leaves_every_sample_approximate_and_says_so():
+    # the shipped LeakyReLU VAE, 8 noisy samples: the noise estimate alone outlasts the limit, so
+    # the backward pass never starts (the joint polish once read its problem, never built, and
+    # raised AttributeError)
+    from ganinvert import models
+    G = models.load("vae_leaky_20_200_500_784").generator.double()
+    _, x = _noisy(G, 8, 20, 1e-3, clamp=False)
+    r = gi.invert(G, x, method="noisy", time_limit=0.05, progress=False)
+    assert all(s is gi.Status.APPROXIMATE for s in r.status)
+    assert all(m.startswith("stopped by time_limit=0.05s during ") for m in r.messages)
+    assert r.bound.isnan().all()
+
+
+def test_a_pass_the_time_limit_cuts_short_certifies_no_bound():
+    # the limit stops the pass after the last layer: no latent was reached, so no error bound
+    # may be reported for it (the bound of the last layer alone once was, for a zero latent)
+    G = random_mlp([6, 60, 300], seed=7)  # the net whose bounds hold (test_bound_after_the_joint_polish...)
+    with torch.no_grad():
+        G[2].weight.mul_(1000.0)
+    _, x = _noisy(G, 12, 6, 1e-5, seed=8)
+    chain = gi.to_chain(G)
+    full = Noisy(noise=1e-5).solve(chain, x, rtol=1e-6)
+    assert torch.isfinite(full.bound).sum() >= 6  # uncut, most samples get their bound
+    raw = Noisy(noise=1e-5).solve(chain, x, rtol=1e-6, budget=StopsAfterLayers(1))
+    assert raw.bound is None or raw.bound.isnan().all()
+    assert (raw.z == 0).all() and all("stopped before reaching the latent" in m for m in raw.messages)

@@ -13,11 +13,11 @@ pytest.importorskip("cvxpylayers")
 
 import ganinvert as gi  # noqa: E402
 from ganinvert.activations import LeakyReLU, ReLU  # noqa: E402
-from ganinvert.inverters.noisy import relax_problem, threshold_problem  # noqa: E402
 from ganinvert.lp import cvx, to_cvxpy  # noqa: E402
 from ganinvert.lp.ipm import solve_ipm  # noqa: E402
 from ganinvert.lp.layer import make_problem  # noqa: E402
-from ganinvert.lp.pattern import pattern_problem, patterns_at  # noqa: E402
+from ganinvert.lp.noisy import relax_problem, threshold_problem  # noqa: E402
+from ganinvert.lp.pattern import pattern_problem  # noqa: E402
 from tests.conftest import latents, random_mlp  # noqa: E402
 
 
@@ -27,6 +27,14 @@ def _layer_data(n=40, k=8, B=3, seed=0):
     b = 0.1 * torch.randn(n, generator=g, dtype=torch.float64)
     u = torch.randn(B, k, generator=g, dtype=torch.float64).clamp(min=0)
     return A, b, u, g
+
+
+def _one_layer(A: torch.Tensor, b: torch.Tensor) -> torch.nn.Module:
+    """``relu(A u + b)`` as a module."""
+    lin = torch.nn.Linear(A.shape[1], A.shape[0]).double()
+    with torch.no_grad():
+        lin.weight.copy_(A), lin.bias.copy_(b)
+    return torch.nn.Sequential(lin, torch.nn.ReLU())
 
 
 def _families():
@@ -44,7 +52,7 @@ def _families():
     chain = gi.to_chain(random_mlp((6, 30, 80), seed=3))
     z = latents(3, 6, seed=4)
     x = chain.forward_all(z + 0.05)[-1]  # another region's image: a positive optimum
-    yield "pattern", pattern_problem(chain, patterns_at(chain, z), x, tol=torch.full((3,), 1e-9, dtype=torch.float64))
+    yield "pattern", pattern_problem(chain, chain.patterns(z), x, tol=torch.full((3,), 1e-9, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name,problem", list(_families()), ids=[n for n, _ in _families()])
@@ -82,7 +90,7 @@ def test_layerwise_with_the_cvxpylayers_solver_inverts_exactly_like_the_ipm():
     ref = gi.invert(G, x, method=gi.Layerwise(fast_path=False))
     assert [s.name for s in res.status] == [s.name for s in ref.status] == ["EXACT"] * 4
     assert (res.z - z).abs().max() <= 1e-9
-    assert all(m == "cvxpylayers>cvxpylayers" for m in res.methods)
+    assert all(m == "cvxpylayers/cvxpylayers" for m in res.methods)
 
 
 def test_the_cvxpylayer_is_built_once_per_layer_shape_and_reused():
@@ -107,3 +115,19 @@ def test_open_sides_whose_stand_in_would_be_active_are_moved_away():
     u, t = cvx.lp_layer(prob)
     assert t.item() <= 1e-7
     assert u[0].tolist() == pytest.approx([500.0, 500.0], abs=1e-6)
+
+
+def test_the_cvxpylayers_solver_takes_tol_and_max_iter_like_every_solver():
+    # Clarabel's own settings: a loose tolerance stops it early (a misfit t well above the default's
+    # 1e-12 on exact data), three iterations leave it far from u*; both were once ignored
+    A, b, u, _ = _layer_data()
+    y = torch.relu(u @ A.T + b)
+    prob = make_problem(A, b, ReLU(), y, u_range=(0.0, math.inf), tol=torch.full((3,), 1e-9, dtype=torch.float64))
+    default = cvx.solve_cvxpylayers(prob)
+    assert (default.t < 1e-9).all() and (default.u - u).abs().max() < 1e-8
+    loose = cvx.solve_cvxpylayers(prob, tol=1e-2)
+    assert (loose.t > 1e-7).all() and (loose.t < 1e-1).all()
+    capped = cvx.solve_cvxpylayers(prob, max_iter=3)
+    assert (capped.u - u).abs().max() > 1e-2
+    lw = gi.Layerwise(solver="cvxpylayers", fast_path=False, solver_options={"max_iter": 3})
+    assert (lw.solve_layer(gi.to_chain(_one_layer(A, b)), 0, A, y, rtol=1e-6).u - u).abs().max() > 1e-2

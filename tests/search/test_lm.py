@@ -5,7 +5,7 @@ import torch
 
 import ganinvert as gi
 from ganinvert.budget import Budget
-from ganinvert.lp.newton import levenberg_marquardt
+from ganinvert.search.lm import levenberg_marquardt
 
 from ..conftest import latents, random_mlp
 

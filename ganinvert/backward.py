@@ -5,7 +5,9 @@ samples still live, inverts ``act(A u + b) = y`` by its own rule, and its inputs
 targets of layer ``i - 1``, down to the latent. What differs (the exact LP with its certificate,
 the noisy threshold schedules, the uniqueness check along a known ``G(z)``) is the *step* the
 inverter passes in; the walk, the dense operators, which samples go on and the progress log are
-here, once. This is where a time limit, progress reporting and gradients hook in.
+here, once. This is where a time limit, progress reporting and gradients hook in. It lives beside
+the chain it walks: inverters, the uniqueness check along a known ``G(z)`` and the derivative of
+the answer (:mod:`ganinvert.gradients`) all walk with it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Protocol
 
 import torch
 
-from ..budget import Budget
-from ..chain import Chain
-from ..operators import DEFAULT_MAX_DENSE
+from .budget import Budget
+from .chain import Chain
+from .operators import DEFAULT_MAX_DENSE
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class BackwardPass:
     def __init__(self, chain: Chain, *, max_dense_entries: int = DEFAULT_MAX_DENSE) -> None:
         self.chain, self.max_dense_entries = chain, int(max_dense_entries)
         self._dense: dict[int, torch.Tensor] = {}
+        #: whether the last :meth:`run` reached the latent (False: the budget or the steps stopped it)
+        self.complete = False
 
     def dense(self, i: int) -> torch.Tensor:
         """Layer ``i``'s operator as a dense ``(n, k)`` matrix, for a step that needs it before the
@@ -79,10 +83,11 @@ class BackwardPass:
 
         Returns:
             ``(B, k)`` the latents; zero for samples that stopped before the first layer (all of
-            them when the budget stopped the pass).
+            them when the budget stopped the pass, and then :attr:`complete` is False).
         """
         B = x.shape[0]
         y, alive = x, torch.arange(B, device=x.device)  # samples no step has stopped yet
+        self.complete = False
         for i in reversed(range(len(self.chain))):
             if budget is not None:
                 budget.stage(f"backward pass, layer {i}")
@@ -99,4 +104,5 @@ class BackwardPass:
             logger.info("backward pass: layer %d (%d -> %d) for %d samples in %.3f s, %d go on", i, A.shape[1],
                         A.shape[0], alive.numel(), time.perf_counter() - t0, int(keep.sum()))
             alive = alive[keep.to(alive.device)]
+        self.complete = True
         return y

@@ -4,9 +4,9 @@ stopped samples end with a zero latent, known targets per layer, one dense matri
 import torch
 
 import ganinvert as gi
-from ganinvert.inverters.backward import BackwardPass
+from ganinvert.backward import BackwardPass
 
-from ..conftest import latents, random_mlp
+from .conftest import latents, random_mlp
 
 
 def test_exact_steps_walk_back_to_the_latent_and_stopped_samples_get_zero():

@@ -1,7 +1,7 @@
 """Levenberg-Marquardt on the last layer's pre-activation: the fast way into the basin.
 
 On a piecewise-linear generator the last pre-activation ``p(z)`` is affine on each activation
-region, with the Jacobian :func:`~ganinvert.lp.pattern.linearize` builds. The observation
+region, with the Jacobian :func:`~ganinvert.linearize.linearize` builds. The observation
 turns into per-row bounds on ``p`` (:meth:`~ganinvert.activations.Activation.bounds`: equalities
 where the output activation is invertible, one-sided rows on ReLU zeros and saturated
 Tanh/Sigmoid pixels, weighted by the activation's slope so saturated pixels count less), and
@@ -25,7 +25,8 @@ import torch
 
 from ..budget import Budget
 from ..chain import Chain
-from .pattern import linearize
+from ..linearize import linearize
+from ..tolerances import relative_residual
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _POLISH = 1e-3  # steps go on below rtol to this fraction of it: inside the regi
 
 
 @dataclass
-class NewtonSolution:
+class LMSolution:
     """Attributes: ``z`` (B, k) the best point per sample; ``residual`` (B,) its relative output
     residual ``||G(z) - x|| / ||x||``; ``steps`` (B,) long, Jacobians built per sample."""
 
@@ -46,7 +47,7 @@ class NewtonSolution:
 
 def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
                         jacobian_dtype: torch.dtype | None = torch.float32,
-                        budget: Budget | None = None) -> NewtonSolution:
+                        budget: Budget | None = None) -> LMSolution:
     """Levenberg-Marquardt from ``z0`` (B, k) towards ``G(z) = x`` (B, n), one row per start.
 
     A sample stops at ``G(z) = x`` (relative residual ``<= 1e-3 rtol``: once inside the right
@@ -67,17 +68,15 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     width = max(layer.op.out_dim for layer in chain.layers)
     chunk = max(1, _MAX_ENTRIES // (2 * width * k))
     rb = chain.layers[-1].act.fit_bounds(x)
-    x_norm = x.norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
     live = residual > rtol * _POLISH
-    last = chain.layers[-1]
     for _ in range(steps):  # every live sample takes a step before any takes its next
         rows = live.nonzero().flatten()
         for s in range(0, rows.numel(), chunk):
             if budget is not None and budget.expired:
-                return NewtonSolution(z=z, residual=residual, steps=used)
+                return LMSolution(z=z, residual=residual, steps=used)
             j = rows[s:s + chunk]
             bj = rb.rows(j)
             p, J = linearize(chain, z[j], jacobian_chain=jc)
@@ -87,14 +86,11 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
             g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
             mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
             trial = z[j] + torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
-            h = trial
-            for layer in chain.layers[:-1]:
-                h = layer.forward(h)
-            p = last.op.matvec(h) + last.bias
+            p, xh = chain.walk(trial)[-1]  # the last pre-activation and G(trial)
             after = (bj.misfit(p) ** 2).sum(1)
             better = torch.isfinite(after) & (after < (r ** 2).sum(1))
             z[j[better]] = trial[better]
-            residual[j[better]] = ((last.act.forward(p) - x[j]).norm(dim=1) / x_norm[j])[better]  # G(trial)
+            residual[j[better]] = relative_residual(xh, x[j])[better]
             used[j] += 1
             lam[j] = torch.where(better, lam[j] / 3, lam[j] * 4).clamp(*_LAMBDA)
             live[j] = (residual[j] > rtol * _POLISH) & (lam[j] < _LAMBDA[1])
@@ -102,4 +98,4 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
             break
     logger.debug("LM: %d of %d samples at G(z) = x after up to %d steps", int((residual <= rtol).sum()), B,
                  int(used.max()) if B else 0)
-    return NewtonSolution(z=z, residual=residual, steps=used)
+    return LMSolution(z=z, residual=residual, steps=used)

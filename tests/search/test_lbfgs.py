@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ganinvert.inverters.lbfgs import lbfgs_rows
+from ganinvert.search.lbfgs import lbfgs_rows
 
 
 def _rosenbrock(z: torch.Tensor, rows=None) -> torch.Tensor:  # (rows, 2) -> (rows,), minimum 0 at (1, 1)

@@ -1,0 +1,55 @@
+"""The chain's linearisation: on the activation region of ``z`` a piecewise-linear generator is
+affine in ``z`` (docs/design.md §3.3).
+
+Fixing the on/off pattern of every hidden unit (:meth:`~ganinvert.chain.Chain.patterns`) fixes
+each hidden activation's slope, so every pre-activation is ``p_l = J_l z + c_l`` on that region.
+The activation-pattern LP (:mod:`ganinvert.lp.pattern`) writes the region and the output rows
+with these pieces; Levenberg-Marquardt (:mod:`ganinvert.search.lm`) takes its steps with the
+last layer's Jacobian; the region projection (:mod:`ganinvert.gradients.region`) fits on it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from .chain import Chain, Layer
+
+
+def piecewise_linear(chain: Chain) -> bool:
+    """True when every hidden activation is piecewise linear (ReLU, LeakyReLU, identity: their
+    :attr:`~ganinvert.activations.Activation.piecewise_linear`), so the chain has activation
+    regions to linearise on; the output activation may be anything the layer-wise LP handles."""
+    return all(layer.act.piecewise_linear for layer in chain.layers[:-1])
+
+
+def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dtype: torch.dtype,
+                  device: torch.device | str | None = None
+                  ) -> Iterator[tuple[int, Layer, torch.Tensor, torch.Tensor]]:
+    """With the hidden slopes fixed by ``patterns`` ``[(B, n_l) bool]``, every pre-activation is
+    affine in ``z``: ``p_l = J_l z + c_l``. Yields ``(i, layer, J_l (B, n_l, k), c_l (B, n_l))``
+    for each layer, first to last; ``J_l`` is built by pushing the ``k`` latent directions through
+    the operators and ``c_l`` by pushing ``z = 0``."""
+    B, k = batch, chain.in_dim
+    c = torch.zeros(B, k, dtype=dtype, device=device)  # the image of z = 0
+    J = torch.eye(k, dtype=dtype, device=device).expand(B, k, k)  # d(layer input)/dz, (B, dim, k)
+    for i, layer in enumerate(chain.layers):
+        c = layer.op.matvec(c) + layer.bias
+        J = layer.op.matvec(J.transpose(1, 2).reshape(B * k, -1)).reshape(B, k, -1).transpose(1, 2)
+        yield i, layer, J, c
+        if i < len(chain) - 1 and layer.act.kinked:
+            s = layer.act.branch_slope(patterns[i], like=c)
+            c, J = s * c, s.unsqueeze(-1) * J
+
+
+def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last layer's pre-activation at ``z`` (B, k) and its Jacobian: ``(p (B, n), J (B, n, k))``,
+    exact on the activation region of ``z`` (hidden activations piecewise linear, see
+    :func:`piecewise_linear`). ``jacobian_chain``: the same chain in another dtype (float32) to
+    build ``J`` in; ``p`` and the region always come from ``chain``."""
+    steps = chain.walk(z)
+    jc = jacobian_chain or chain
+    pats = [step.pattern for step in steps[:-1]]
+    *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
+    return steps[-1].pre, J.to(z.dtype)
