@@ -6,12 +6,12 @@ import os
 
 import pytest
 import torch
+from ganinvert.models.reference import paper_decoder, reference_path
 from hypothesis import HealthCheck, settings
 from torch import nn
 
-from ganinvert import nets
+from ganinvert import nets, to_chain
 from ganinvert.budget import Budget
-from ganinvert.models.reference import paper_decoder, reference_path
 
 REFERENCE = reference_path()
 
@@ -54,6 +54,16 @@ def random_mlp(dims, *, act="relu", out_act=None, bias=True, seed=0, dtype=torch
 
 def latents(n, k, *, seed=1, dtype=torch.float64) -> torch.Tensor:
     return torch.randn(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+
+
+def pattern_setup(dims=(6, 40, 30, 200), n=12, seed=0):
+    """A random ReLU chain whose middle layer contracts (the activation-pattern LP's test bed),
+    ``n`` latents and their flat images: ``(chain, z, x)``."""
+    chain = to_chain(random_mlp(list(dims), seed=seed))
+    z = latents(n, dims[0], seed=seed + 1)
+    with torch.no_grad():
+        x = chain(z).flatten(1)
+    return chain, z, x
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -2,21 +2,12 @@
 
 import torch
 
-import ganinvert as gi
 from ganinvert.lp.highs import solve_highs
 from ganinvert.lp.ipm import solve_ipm
 from ganinvert.lp.pattern import pattern_problem
 
-from ..conftest import latents, random_mlp
-
-
-def _setup(dims=(6, 40, 30, 200), n=12, seed=0):
-    G = random_mlp(list(dims), seed=seed)
-    chain = gi.to_chain(G)
-    z = latents(n, dims[0], seed=seed + 1)
-    with torch.no_grad():
-        x = chain(z).flatten(1)
-    return chain, z, x
+from ..conftest import latents
+from ..conftest import pattern_setup as _setup
 
 
 def test_batched_ipm_matches_highs_on_per_sample_operators():

@@ -3,19 +3,10 @@ wall-flipping descent repairs a wrong seed without ever raising the misfit; kick
 
 import torch
 
-import ganinvert as gi
 from ganinvert.search.pattern import kick_descent, solve_pattern_lp
 
-from ..conftest import latents, random_mlp
-
-
-def _setup(dims=(6, 40, 30, 200), n=12, seed=0):
-    G = random_mlp(list(dims), seed=seed)
-    chain = gi.to_chain(G)
-    z = latents(n, dims[0], seed=seed + 1)
-    with torch.no_grad():
-        x = chain(z).flatten(1)
-    return chain, z, x
+from ..conftest import latents
+from ..conftest import pattern_setup as _setup
 
 
 def test_true_pattern_gives_the_true_latent():
