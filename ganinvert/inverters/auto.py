@@ -110,7 +110,6 @@ class _Record:
         self.budget.finished(int((self.residual <= self.rtol).sum()) - was)
 
 
-
 class Auto(Inverter):
     """Layer-wise LP, then Levenberg-Marquardt from several starts, the activation-pattern
     descent from their ends and kicks, below each sample's anchor (see the module doc).
