@@ -59,7 +59,7 @@ class _Tracer(fx.Tracer):
         return isinstance(m, self._leaf_types) or super().is_leaf_module(m, qualname)
 
 
-class _Callable(nn.Module):
+class CallableGenerator(nn.Module):
     """A generator given as a callable ``z -> x`` (a bound method such as ``vae.decode``, a
     function, a ``functools.partial``): a module whose ``forward`` calls it, holding as submodules
     the modules it reaches (the bound method's owner, the partial's arguments, the function's
@@ -99,7 +99,7 @@ def _modules_reached(fn) -> list[nn.Module]:
 
 
 def _name(module: nn.Module) -> str:
-    return module.name if isinstance(module, _Callable) else type(module).__name__
+    return module.name if isinstance(module, CallableGenerator) else type(module).__name__
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,8 @@ def _pieces(node: fx.Node, module: nn.Module, in_shape: tuple, out: torch.Tensor
         "be a chain of supported layers, activations and reshapes.")
 
 
-def _check_modes(module: nn.Module) -> None:
+def check_eval_mode(module: nn.Module) -> None:
+    """A module whose output depends on the batch (BatchNorm, Dropout in training mode) is refused."""
     for path, sub in module.named_modules():
         if isinstance(sub, _MODE_DEPENDENT) and sub.training:
             raise TrainingModeError(
@@ -187,10 +188,14 @@ def _check_modes(module: nn.Module) -> None:
 
 
 def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
-    for node in gm.graph.nodes:
-        if node.op != "call_module":
-            continue
-        sub = gm.get_submodule(node.target)
+    return latent_shape_candidates(gm.get_submodule(node.target) for node in gm.graph.nodes
+                                   if node.op == "call_module")
+
+
+def latent_shape_candidates(modules) -> list[tuple]:
+    """The latent shapes the first layer among ``modules`` (in call order) can take: ``(k,)``
+    before a Linear, ``(C, 1, 1)`` or ``(C,)`` before a convolution; none when neither comes."""
+    for sub in modules:
         if isinstance(sub, nn.Linear):
             return [(sub.in_features,)]
         if isinstance(sub, (nn.ConvTranspose2d, nn.Conv2d)):
@@ -198,7 +203,7 @@ def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
     return []
 
 
-def _checked_latent_shape(shape: object) -> tuple[int, ...]:
+def checked_latent_shape(shape: object) -> tuple[int, ...]:
     """``latent_shape`` as a tuple of positive ints, or a typed error saying what was expected."""
     try:
         dims = tuple(operator.index(d) for d in shape) if not isinstance(shape, (str, bytes)) else ()
@@ -210,7 +215,7 @@ def _checked_latent_shape(shape: object) -> tuple[int, ...]:
     return dims
 
 
-def _run(gm: fx.GraphModule, z: torch.Tensor) -> Exception | None:
+def probe(gm: Callable, z: torch.Tensor) -> Exception | None:
     """None when the module runs on ``z``, else the error that rules this latent shape out."""
     try:
         with torch.no_grad():
@@ -252,13 +257,13 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
         if not callable(module):
             raise UnsupportedLayerError(f"Expected: a torch.nn.Module, a callable z -> x (e.g. vae.decode) or a "
                                         f"ganinvert.Chain, Got: {type(module).__name__}")
-        module = _Callable(module)
+        module = CallableGenerator(module)
         if not len(module._modules):
             raise UnsupportedLayerError(
                 f"Expected: a callable z -> x that runs torch modules (a bound method, or a function or partial "
                 f"whose arguments, globals or closure hold them), Got: {module.name}, which reaches none. Fix: pass "
                 "the generator module itself, or a method of it such as vae.decode")
-    _check_modes(module)
+    check_eval_mode(module)
     table = {**DEFAULT_CONVERTERS, **(converters or {})}  # the caller's entries win
     try:
         gm = fx.GraphModule(module, _Tracer(table).trace(module))
@@ -275,9 +280,9 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     device = param.device if param is not None else torch.device("cpu")
     gen = torch.Generator().manual_seed(seed)
     if latent_shape is not None:
-        latent_shape = _checked_latent_shape(latent_shape)
+        latent_shape = checked_latent_shape(latent_shape)
     shapes = [latent_shape] if latent_shape is not None else _candidate_latent_shapes(gm)
-    errors = {s: _run(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))
+    errors = {s: probe(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))
               for s in shapes}
     probe_ok = [s for s, e in errors.items() if e is None]
     if not probe_ok:

@@ -11,16 +11,16 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .activations import Identity
 from .adapters import Converter, to_chain
+from .blackbox import Generator, black_box
 from .budget import Budget
-from .chain import Chain, Layer
+from .chain import Chain
 from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
-from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError
+from .errors import (InvalidInputError, InversionError, ShapeMismatchError, SolverError,
+                     UnsupportedLayerError)
 from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
-from .operators import Dense
 from .result import InversionResult, Status
 from .tolerances import relative_residual, target_scale, tolerance
 
@@ -33,10 +33,8 @@ def default_rtol(dtype: torch.dtype) -> float:
     return tolerance(dtype).residual
 
 
-def _measured(chain: Chain, M: object) -> Chain:
-    """``chain`` followed by the measurement ``M`` (m, n) as one more layer with no activation:
-    ``y = M G(z)``. The generator's own output activation becomes a hidden one, so the
-    activation-pattern LP covers it."""
+def _measured(chain: Generator, M: object) -> Generator:
+    """``chain`` followed by the measurement ``M`` (m, n): ``y = M G(z)``, validated here."""
     n = math.prod(chain.out_shape)
     if not isinstance(M, torch.Tensor) or M.dim() != 2 or not M.is_floating_point():
         got = f"{type(M).__name__} of shape {tuple(M.shape)}" if isinstance(M, torch.Tensor) else type(M).__name__
@@ -47,9 +45,7 @@ def _measured(chain: Chain, M: object) -> Chain:
                                  "the image the way torch.flatten does and build M as (m, n)")
     if not torch.isfinite(M).all():
         raise InvalidInputError("Expected: a finite measurement matrix, Got: NaN/Inf entries")
-    W = M.detach().to(dtype=chain.dtype, device=chain.device)
-    last = Layer(Dense(W), torch.zeros(W.shape[0], dtype=W.dtype, device=W.device), Identity(), (W.shape[0],))
-    return Chain(chain.layers + (last,), chain.in_shape)
+    return chain.measured(M.detach().to(dtype=chain.dtype, device=chain.device))
 
 
 def _batch(x: object, out_shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
@@ -76,14 +72,16 @@ def _batch(x: object, out_shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
                              f"Got: {shape} ({x.dim()} dims).{hint}")
 
 
-def _invalid_samples(chain: Chain, x: torch.Tensor, rtol: float, *, slack: float = 0.0) -> list[str]:
+def _invalid_samples(chain: Generator, x: torch.Tensor, rtol: float, *, slack: float = 0.0) -> list[str]:
     """Per sample ``x`` (B, n) float64: "" when valid, else what is wrong and how to fix it.
-    ``slack``: how far values may leave the output activation's range (the noise level)."""
-    act = chain.layers[-1].act
+    ``slack``: how far values may leave the output activation's range (the noise level); a
+    generator whose output activation is unknown (a black box) bounds nothing."""
+    act = chain.output_act
     finite = torch.isfinite(x).all(1)
     x0 = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
     tol = rtol * target_scale(x0, keepdim=True) + slack
-    bad_range, empty = act.out_of_range(x0, tol=tol), act.uninformative(x0)
+    no = torch.zeros_like(finite)
+    bad_range, empty = (no, no) if act is None else (act.out_of_range(x0, tol=tol), act.uninformative(x0))
     reasons = []
     for i in range(x.shape[0]):
         if not finite[i]:
@@ -116,7 +114,7 @@ def _mask(mask: object, out_shape: tuple[int, ...], B: int, device) -> torch.Ten
     return mask.reshape(B, -1).to(device)
 
 
-def _solve_masked(inverter: Inverter, chain: Chain, x: torch.Tensor, mask: torch.Tensor, rtol: float,
+def _solve_masked(inverter: Inverter, chain: Generator, x: torch.Tensor, mask: torch.Tensor, rtol: float,
                   budget: Budget) -> RawSolution:
     """Solve each group of samples sharing a mask on the chain restricted to its observed rows."""
     patterns, group = torch.unique(mask, dim=0, return_inverse=True)
@@ -251,8 +249,8 @@ class _Job:
     why it is INVALID ("" when valid), and the caller's dtype and batch layout."""
 
     inverter: Inverter
-    chain: Chain
-    image_chain: Chain
+    chain: Generator
+    image_chain: Generator
     x: torch.Tensor
     observed: torch.Tensor | None
     invalid: list[str]
@@ -283,12 +281,13 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         raise InvalidInputError("Expected: differentiable=True without measurement=, Got: both. A measurement "
                                 "mixes the pixels, so no layer's active equations pin its input; Fix: invert "
                                 "without differentiable=True")
-    image_chain = to_chain(generator, latent_shape=latent_shape, converters=converters, check=check_chain,
-                           seed=seed, differentiable=differentiable)
+    image_chain, inverter, adapted = _adapt(generator, inverter, latent_shape=latent_shape, converters=converters,
+                                            check_chain=check_chain, seed=seed, differentiable=differentiable)
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     inverter, note = for_precision(inverter, image_chain, generator, x, seed=seed,
                                    default=left_to_us(method, norm=norm, noise=noise, measurement=measurement))
+    note = "; ".join(n for n in (adapted, note) if n)
     rtol = default_rtol(x.dtype) if rtol is None else float(rtol)
     device = chain.device  # the generator's device governs; results go back to x's
     if x.device != device:
@@ -307,6 +306,29 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
                    for r, seen in zip(invalid, obs.any(1).tolist())]
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
                 x.device, note, graph_chain, x_graph)
+
+
+def _adapt(generator, inverter: Inverter, *, latent_shape, converters, check_chain, seed,
+           differentiable) -> tuple[Generator, Inverter, str]:
+    """The generator as a chain, or, where no converter knows one of its operations, as a
+    :class:`~ganinvert.blackbox.BlackBox` for the inverter's search that needs only gradients
+    (:meth:`~ganinvert.Inverter.without_chain`). Returns the generator, the inverter and the note
+    each sample's message starts with ("" for a chain)."""
+    try:
+        return to_chain(generator, latent_shape=latent_shape, converters=converters, check=check_chain, seed=seed,
+                        differentiable=differentiable), inverter, ""
+    except UnsupportedLayerError as e:
+        search = inverter.without_chain()
+        if search is None or differentiable:
+            needs = ("differentiable=True differentiates the layers' active sets" if differentiable
+                     else f"method {inverter.name!r} solves the layers' LPs")
+            raise UnsupportedLayerError(f"Expected: a generator whose every operation converts to a chain ({needs}), "
+                                        f"Got: {str(e).rstrip('.')}. Fix: method='adam', 'gd' or the default "
+                                        "'auto' invert any differentiable generator, without a certificate") from e
+        box = black_box(generator, why=str(e), latent_shape=latent_shape)
+        note = f"not certifiable: {str(e).rstrip('.')}; inverted by {search.name} on gradients alone"
+        logger.info("%s", note)
+        return box, search, note
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,7 +358,7 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
     valid = job.valid
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
     residual = torch.where(valid, relative_residual(outs[-1], x, observed=job.observed).cpu(), nan)
-    status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid)
+    status, messages = assign_status(raw, residual, rtol=job.rtol, invalid=job.invalid, layers=job.chain.certifiable)
     if job.note:
         messages = [m if job.invalid[i] else f"{job.note}; {m}" if m else job.note for i, m in enumerate(messages)]
     if budget.stopped_in is not None:  # the limit, not the method, left these samples open

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import torch
 
-from .activations import Activation
-from .operators import LinearOperator, RowSelect
+from .activations import Activation, Identity
+from .operators import Dense, LinearOperator, RowSelect
 from .tolerances import relative_residual
 
 
@@ -110,6 +110,26 @@ class Chain:
     def forward_all(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Flat outputs of every layer, ``[(B, n_1), ..., (B, n_L)]``, for ``z`` (B, *in_shape)."""
         return [step.out for step in self.walk(z)]
+
+    def output(self, z: torch.Tensor) -> torch.Tensor:
+        """``G(z)`` flat ``(B, n)``, on the autograd graph (what the gradient searches fit)."""
+        return self.walk(z)[-1].out
+
+    #: exact structure was extracted: the LPs and the certificates apply (a
+    #: :class:`~ganinvert.blackbox.BlackBox` has none)
+    certifiable = True
+
+    @property
+    def output_act(self) -> Activation:
+        """The output activation, whose range bounds valid observations."""
+        return self.layers[-1].act
+
+    def measured(self, M: torch.Tensor) -> "Chain":
+        """This chain followed by the measurement ``M`` (m, n) as one more layer with no
+        activation, ``y = M G(z)``: the generator's output activation becomes a hidden one, so the
+        activation-pattern LP covers it."""
+        last = Layer(Dense(M), torch.zeros(M.shape[0], dtype=M.dtype, device=M.device), Identity(), (M.shape[0],))
+        return Chain(self.layers + (last,), self.in_shape)
 
     def patterns(self, z: torch.Tensor) -> list[torch.Tensor]:
         """The on/off pattern (``pre >= 0``) of every hidden layer at ``z``: ``[(B, n_l) bool]``,

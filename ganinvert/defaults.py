@@ -63,9 +63,9 @@ def for_precision(inverter: Inverter, chain: Chain, generator: object, x: torch.
     params = getattr(generator, "parameters", None)
     first = next(params(), None) if callable(params) else None
     low = [t for t in (x.dtype, None if first is None else first.dtype) if t in _LOW_PRECISION]
-    if not low or not default:
+    act = chain.output_act
+    if not low or not default or act is None:  # a black box: Adam already fits its data as noisy
         return inverter, ""
-    act = chain.layers[-1].act
     chosen = Noisy(norm="linf") if act.noisy_rows else Auto(seed=seed)
     how = "norm='linf' (the noisy l_inf LP, noise level estimated)" if act.noisy_rows else "method='auto'"
     note = (f"{low[0]} rounding is noise (about {torch.finfo(low[0]).eps / 2:.0e} relative at every layer), so "

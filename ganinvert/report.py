@@ -9,7 +9,9 @@ from typing import Mapping, Sequence
 from torch import nn
 
 from .adapters import Converter, to_chain
+from .blackbox import black_box
 from .chain import Chain
+from .errors import UnsupportedLayerError
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,26 @@ class LayerInfo:
 
 @dataclass(frozen=True)
 class GeneratorReport:
-    """What :func:`inspect` finds; ``str()`` gives a table."""
+    """What :func:`inspect` finds; ``str()`` gives a table. ``not_converted``: why the generator
+    could not be converted to a chain (then it has no layers, and :func:`ganinvert.invert` runs
+    only the searches that need gradients alone, never certified); "" when it was."""
 
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     layers: tuple[LayerInfo, ...]
+    not_converted: str = ""
 
     @property
     def exact_alone(self) -> bool:
         """Every layer expands enough for the layer-wise method alone."""
-        return all(layer.exact_alone for layer in self.layers)
+        return not self.not_converted and all(layer.exact_alone for layer in self.layers)
 
     def __str__(self) -> str:
+        if self.not_converted:
+            return (f"latent {self.in_shape} -> image {self.out_shape}: not certifiable, "
+                    f"{self.not_converted.rstrip('.')}. "
+                    "invert() runs the searches that need gradients alone (method='adam' or 'gd'; the default "
+                    "'auto' falls back to Adam restarts + L-BFGS); no answer is ever EXACT")
         lines = [f"latent {self.in_shape} -> image {self.out_shape}",
                  f"{'#':>2} {'operator':<16} {'in':>7} {'out':>7} {'ratio':>6} {'activation':<14} exact alone"]
         for r in self.layers:
@@ -63,8 +73,11 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
     layer never has a single-point pre-image. A rule of thumb for random-like weights, not a
     certificate: :func:`ganinvert.invert` certifies per sample.
     """
-    chain = generator if isinstance(generator, Chain) else to_chain(generator, latent_shape=latent_shape,
-                                                                    converters=converters)
+    try:
+        chain = to_chain(generator, latent_shape=latent_shape, converters=converters)
+    except UnsupportedLayerError as e:  # what invert() would run on: a black box
+        box = black_box(generator, why=str(e), latent_shape=latent_shape)
+        return GeneratorReport(box.in_shape, box.image_shape, (), not_converted=str(e))
     rows, k = [], chain.in_dim
     for i, layer in enumerate(chain.layers):
         n, act = layer.op.out_dim, layer.act

@@ -133,6 +133,11 @@ def _generators():
     out["relu mlp"] = (relu, relu(latents(3, 5, seed=7)).detach(), None)
     tanh = random_mlp([4, 20, 60], act="tanh", out_act="tanh", seed=8)
     out["tanh hidden"] = (tanh, tanh(latents(3, 4, seed=9)).detach(), None)
+    torch.manual_seed(10)
+    up = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Unflatten(1, (4, 2, 2)),  # a black box: Upsample
+                             torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(4, 2, 3, padding=1),
+                             torch.nn.Tanh()).double().eval()
+    out["upsample, black box"] = (up, up(latents(3, 5, seed=10)).detach(), None)
     return out
 
 

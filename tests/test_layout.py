@@ -16,7 +16,7 @@ LAYERS = (
     {"errors", "tolerances", "streams", "result", "budget"},
     {"operators", "activations"},
     {"chain", "converters"},
-    {"linearize", "backward", "adapters", "nets"},  # the network: what every solver walks
+    {"linearize", "backward", "adapters", "blackbox", "nets"},  # the network: what every solver walks
     {"lp"},  # LP formulations and the solvers behind them
     {"search"},  # local searches from starting points (LM, pattern descent, kicks, L-BFGS)
     {"gradients"},  # differentiation through the answer

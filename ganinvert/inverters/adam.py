@@ -66,6 +66,11 @@ class LatentOptimizer(Inverter):
         self.max_rows, self.log_every, self.loss = int(max_rows), int(log_every), loss
         self.polish, self.polish_rows = int(polish), int(polish_rows)
 
+    @property
+    def needs_chain(self) -> bool:
+        """The output fit needs only gradients; the pre-activation fit reads the last layer."""
+        return self.loss == "preactivation"
+
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, z0: torch.Tensor | None = None,
               budget: Budget | None = None) -> RawSolution:
         """``z0`` (B, k), when given, replaces the first restart's random start (warm start)."""
@@ -99,11 +104,10 @@ class LatentOptimizer(Inverter):
         return z, loss
 
     def _loss(self, chain: Chain, z: torch.Tensor, xr: torch.Tensor, rb=None) -> torch.Tensor:
-        last = chain.walk(z)[-1]
         if rb is None:
-            loss = ((last.out - xr) ** 2).sum(1)  # (rows,)
+            loss = ((chain.output(z) - xr) ** 2).sum(1)  # (rows,)
         else:  # distance of the last pre-activation to the interval [lo, hi] the observation allows
-            loss = (rb.misfit(last.pre) ** 2).sum(1)
+            loss = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1)
         return loss + self.z_penalty * (z ** 2).sum(1) if self.z_penalty else loss
 
     def _run(self, chain: Chain, x: torch.Tensor, warm: torch.Tensor | None,

@@ -155,6 +155,12 @@ class Auto(Inverter):
         self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
         self.kick_scale, self.seed = float(kick_scale), int(seed)
 
+    def without_chain(self) -> Adam:
+        """On a generator that could not be converted (a black box): the best search that needs
+        only gradients, Adam from 4 random starts x 300 steps, then 200 L-BFGS iterations from the
+        best, every sample its own problem (its answers are never certified)."""
+        return Adam(steps=300, lr=0.05, restarts=4, polish=200, seed=self.seed)
+
     def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
                 have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """Stages 2-4 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""

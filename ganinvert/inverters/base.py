@@ -135,10 +135,21 @@ class Inverter:
     #: differentiation gives the gradient (:mod:`ganinvert.gradients`), or None for the native
     #: implicit derivative
     lp_layer = None
+    #: the inverter reads the chain's layers (LPs, regions, the output activation's rows); False:
+    #: it needs only the generator's output and gradients, so any differentiable generator will
+    #: do (:class:`~ganinvert.blackbox.BlackBox`)
+    needs_chain: bool = True
+
+    def without_chain(self) -> "Inverter | None":
+        """What this inverter runs on a generator that could not be converted to a chain: itself
+        when it needs none, else its search that needs only gradients, or None when it has none
+        (the exact layer-wise methods)."""
+        return None if self.needs_chain else self
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         """Invert ``chain`` (float64, on x's device) at observations ``x`` (B, n) float64, within
-        ``budget``'s time limit when given (:mod:`ganinvert.budget`)."""
+        ``budget``'s time limit when given (:mod:`ganinvert.budget`). ``chain`` is a
+        :class:`~ganinvert.blackbox.BlackBox` where :attr:`needs_chain` is False."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -146,11 +157,11 @@ class Inverter:
         return f"{type(self).__name__}({opts})"
 
 
-def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float,
-                  invalid: list[str] | None = None) -> tuple[list[Status], list[str]]:
+def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float, invalid: list[str] | None = None,
+                  layers: bool = True) -> tuple[list[Status], list[str]]:
     """Statuses from the verified forward residual: never EXACT without ``G(z) = x`` *and* a
     single-point certificate for every layer. ``invalid``: per sample, why it is INVALID ("" when
-    it is valid input)."""
+    it is valid input); ``layers``: the generator has layers to name in a message (not a black box)."""
     statuses, messages = [], []
     unique_all = raw.unique.all(dim=1).tolist()
     for i, (res, msg) in enumerate(zip(residual.tolist(), raw.messages)):
@@ -160,7 +171,7 @@ def assign_status(raw: RawSolution, residual: torch.Tensor, *, rtol: float,
             st = Status.FAILED
         elif res <= rtol:
             st = Status.EXACT if unique_all[i] else Status.EXACT_NONUNIQUE
-            if st is Status.EXACT_NONUNIQUE and not msg:
+            if st is Status.EXACT_NONUNIQUE and not msg and layers:
                 layers = [j for j, u in enumerate(raw.unique[i].tolist()) if not u]
                 msg = f"pre-image of layer(s) {layers} is not certified to be a single point"
         elif raw.infeasible[i]:

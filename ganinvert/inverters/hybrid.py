@@ -25,6 +25,7 @@ class Encoder(Inverter):
     """
 
     name = "encoder"
+    needs_chain = False
 
     def __init__(self, *, encoder: nn.Module) -> None:
         if not isinstance(encoder, nn.Module):
@@ -58,6 +59,10 @@ class Hybrid(Inverter):
     def __init__(self, *, layerwise: Layerwise | None = None, adam: Adam | None = None, seed: int = 0) -> None:
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=8, seed=seed)
+
+    def without_chain(self) -> Adam:
+        """On a generator with no chain, the refinement stage alone."""
+        return self.adam
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         raw = self.layerwise.solve(chain, x, rtol=rtol, budget=budget)

@@ -1,0 +1,131 @@
+"""Generators the adapters cannot convert (an Upsample, a SiLU, a forward with ``*args``) are
+still inverted by the searches that need only gradients: ``method="adam"``/``"gd"`` and the
+default ``auto`` (Adam restarts + L-BFGS), never certified, each answer's message naming the
+operation that kept it from a certificate; ``inspect`` says the same before any solve."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import ganinvert as gi
+from ganinvert.blackbox import black_box
+
+from .conftest import latents
+
+
+class UpsampleDCGAN(nn.Module):
+    """The DCGAN of the popular collections, small: Linear -> view -> BatchNorm2d ->
+    Upsample(2) -> Conv2d 3x3 -> BatchNorm2d -> LeakyReLU(0.2) -> Conv2d -> Tanh."""
+
+    def __init__(self, nz: int = 12, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.nz = nz
+        self.l1 = nn.Linear(nz, 16 * 4 * 4)
+        self.blocks = nn.Sequential(nn.BatchNorm2d(16), nn.Upsample(scale_factor=2), nn.Conv2d(16, 8, 3, padding=1),
+                                    nn.BatchNorm2d(8, 0.8), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3, padding=1), nn.Tanh())
+        self.train()
+        with torch.no_grad():  # BatchNorm statistics from a train-mode pass, as a trained net has
+            self(torch.randn(64, nz))
+        self.eval()
+
+    def forward(self, z):
+        return self.blocks(self.l1(z).view(z.shape[0], 16, 4, 4))
+
+
+class SiLUArgs(nn.Module):
+    """An MLP with SiLU hidden activations whose forward takes ``(z, *args)`` (SNGAN style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = nn.Sequential(nn.Linear(6, 40), nn.SiLU(), nn.Linear(40, 80), nn.Tanh())
+
+    def forward(self, z, *args):
+        return self.net(z)
+
+
+@pytest.fixture(scope="module")
+def dcgan():
+    G = UpsampleDCGAN().double()
+    z = latents(6, 12, seed=3)
+    with torch.no_grad():
+        return G, z, G(z)
+
+
+def test_the_default_inverts_an_upsampling_dcgan_without_a_certificate_and_says_why(dcgan):
+    G, z, x = dcgan
+    r = gi.invert(G, x)
+    assert not r.exact.any() and r.solved.sum() >= 5  # Adam + L-BFGS reach G(z) = x, never EXACT
+    assert all(m.startswith("not certifiable: module 'blocks.1' of type Upsample is not supported") for m in r.messages)
+    assert r.method == "adam" and (r.residual[r.solved] <= 1e-6).all()
+    assert r.z.shape == z.shape and r.x_hat.shape == x.shape
+
+
+@pytest.mark.parametrize("method", ["adam", "gd", "hybrid"])
+def test_every_search_that_needs_only_gradients_runs_on_it(dcgan, method):
+    G, z, x = dcgan
+    r = gi.invert(G, x, method=method, time_limit=20)
+    assert not r.exact.any() and torch.isfinite(r.residual).all()
+    assert (r.residual < 1).all()  # a fit, not the zero latent's image
+
+
+@pytest.mark.parametrize("method", ["layerwise", "noisy"])
+def test_the_exact_methods_refuse_it_and_point_to_the_ones_that_run(dcgan, method):
+    G, _, x = dcgan
+    with pytest.raises(gi.UnsupportedLayerError, match=r"Expected: a generator whose every operation converts.*Got: module 'blocks.1' of type Upsample "
+                       r"is not supported.*Fix: method='adam', 'gd' or the default"):
+        gi.invert(G, x, method=method)
+
+
+def test_gradients_through_the_answer_need_the_chain(dcgan):
+    G, _, x = dcgan
+    with pytest.raises(gi.UnsupportedLayerError, match="differentiable=True differentiates the layers"):
+        gi.invert(G, x, differentiable=True)
+
+
+def test_inspect_says_before_any_solve_that_nothing_will_be_certified(dcgan):
+    G, _, _ = dcgan
+    rep = gi.inspect(G)
+    assert rep.in_shape == (12,) and rep.out_shape == (1, 8, 8) and not rep.exact_alone
+    assert "not certifiable, module 'blocks.1' of type Upsample is not supported" in str(rep)
+    assert "no answer is ever EXACT" in str(rep)
+
+
+def test_masks_and_measurements_work_on_a_black_box(dcgan):
+    G, z, x = dcgan
+    seen = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.7
+    r = gi.invert(G, x, mask=seen, method=gi.Adam(restarts=4, polish=200))
+    assert r.solved.sum() >= 5 and not r.exact.any()
+    M = torch.randn(48, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = x.reshape(6, -1) @ M.T
+    r = gi.invert(G, y, measurement=M, method=gi.Adam(restarts=4, polish=200))
+    assert r.x_hat.shape == x.shape and r.solved.sum() >= 5
+    torch.testing.assert_close(r.x_hat.reshape(6, -1)[r.solved] @ M.T, y[r.solved], rtol=1e-5, atol=1e-5)
+
+
+def test_a_silu_mlp_with_a_star_args_forward_is_inverted_in_its_own_dtype():
+    G = SiLUArgs().eval()  # float32, SiLU (unsupported), forward(self, z, *args)
+    z = latents(5, 6, seed=4, dtype=torch.float32)
+    x = G(z).detach()
+    r = gi.invert(G, x, method="adam")
+    assert r.z.dtype == torch.float32 and r.solved.sum() >= 4  # rtol 1e-4 in float32
+    assert all(m == "not certifiable: forward takes a second required argument '*args'; generators take only z; "
+               "inverted by adam on gradients alone" for m, ok in zip(r.messages, r.solved.tolist()) if ok)
+    r = gi.invert(G.net, x, method="adam")  # the same layers as a Sequential: the SiLU is what stops it
+    assert r.messages[0].startswith("not certifiable: module '1' of type SiLU is not supported")
+
+
+def test_the_latent_shape_is_inferred_or_asked_for():
+    box = black_box(SiLUArgs().eval(), why="test")
+    assert box.in_shape == (6,) and box.image_shape == (80,) and not box.certifiable
+
+    class NoLayers(nn.Module):
+        def forward(self, z):
+            return torch.sin(z)
+
+    with pytest.raises(gi.ShapeMismatchError, match=r"Expected: a latent shape.*latent_shape="):
+        black_box(NoLayers(), why="test")
+    assert black_box(NoLayers(), why="test", latent_shape=(7,)).image_shape == (7,)
