@@ -312,6 +312,9 @@ def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if states:  # forward(z, extra=default): only the first argument is data
+                if str(node.target).startswith("*"):  # forward(z, *args, **kw) (SNGAN): called with z alone
+                    values[node] = {} if str(node.target).startswith("**") else ()
+                    continue
                 if not node.args:
                     raise UnsupportedLayerError(f"forward takes a second required argument "
                                                 f"'{node.target}'; generators take only z.")
