@@ -14,7 +14,7 @@ from torch import nn
 
 from . import activations as acts
 from .errors import UnsupportedLayerError
-from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, LinearOperator
+from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, Interpolate, LinearOperator
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,17 @@ def _batchnorm(m: nn.modules.batchnorm._BatchNorm, in_shape: tuple) -> list[Piec
     return [Affine(Diagonal(scale_full), shift.repeat_interleave(rest))]
 
 
+def _upsample(m: nn.Upsample, in_shape: tuple) -> list[Piece]:
+    """Upsampling (any mode, any scale) is a fixed linear map: an affine piece with no bias."""
+    if len(in_shape) != 3:
+        raise UnsupportedLayerError(f"Upsample is converted for (C, H, W) inputs per sample, got {in_shape}.")
+    like = torch.zeros(0, dtype=torch.float64)
+    op = Interpolate(in_shape=in_shape, like=like,
+                     interpolate=dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode,
+                                      align_corners=m.align_corners, recompute_scale_factor=m.recompute_scale_factor))
+    return [Affine(op, torch.zeros(op.out_dim, dtype=torch.float64))]
+
+
 def _nothing(m: nn.Module, in_shape: tuple) -> list[Piece]:
     return []
 
@@ -127,6 +138,7 @@ DEFAULT_CONVERTERS: Mapping[type, Converter] = MappingProxyType({
     nn.LeakyReLU: _activation(lambda m: acts.LeakyReLU(m.negative_slope)),
     nn.Tanh: _activation(lambda m: acts.Tanh()),
     nn.Sigmoid: _activation(lambda m: acts.Sigmoid()),
+    nn.Upsample: _upsample,
     nn.Identity: _nothing,
     nn.Dropout: _nothing,
     nn.Dropout1d: _nothing,

@@ -69,9 +69,15 @@ class LinearOperator:
                 f"{n} x {k} matrix ({n * k:,} entries), over the limit of {max_entries:,}. "
                 "Raise max_dense_entries (ganinvert.Layerwise option) if memory allows, or use an optimisation inverter "
                 "(method='adam') for this generator.")
-        eye = torch.eye(k, dtype=self.dtype, device=self.device)
-        block = max(1, min(k, (1 << 24) // max(n, 1)))
-        cols = [self.matvec(eye[i:i + block]) for i in range(0, k, block)]  # each (blk, n)
+        block = max(1, min(k, (1 << 24) // max(n, 1)))  # output blocks of at most 2^24 entries
+        if block * k > 1 << 28:  # and unit-vector blocks within 2 GiB (a 50176-input layer's identity: 20 GB)
+            block = max(1, (1 << 28) // k)
+        cols = []
+        for i in range(0, k, block):
+            m = min(block, k - i)
+            eye = torch.zeros(m, k, dtype=self.dtype, device=self.device)
+            eye[torch.arange(m), torch.arange(i, i + m)] = 1.0
+            cols.append(self.matvec(eye))  # (m, n)
         return torch.cat(cols, dim=0).T.contiguous()  # (n, k)
 
 
@@ -150,6 +156,33 @@ class ConvTranspose2d(_Conv):
 
     def _apply(self, u, weight):
         return F.conv_transpose2d(u, weight, None, **self.geometry)
+
+
+class Interpolate(LinearOperator):
+    """``F.interpolate`` with fixed arguments (``nn.Upsample``: nearest, bilinear, bicubic, area):
+    every mode is a fixed linear map of the input, applied matrix-free. It has no weights; a
+    zero-size tensor carries its dtype and device.
+
+    Args:
+        in_shape: ``(C, H, W)`` per sample.
+        interpolate: the keywords of ``F.interpolate`` (``size``, ``scale_factor``, ``mode``,
+            ``align_corners``, ``recompute_scale_factor``), exactly as the module passes them.
+        like: a tensor of the dtype and device the operator works in.
+    """
+
+    def __init__(self, *, in_shape: tuple[int, ...], interpolate: dict, like: torch.Tensor) -> None:
+        self.in_shape, self.interpolate, self.like = tuple(in_shape), dict(interpolate), like.new_zeros(0)
+        probe = torch.zeros((1, *self.in_shape), dtype=self.like.dtype)
+        self.out_shape = tuple(F.interpolate(probe, **self.interpolate).shape[1:])
+
+    dtype = property(lambda self: self.like.dtype)
+    device = property(lambda self: self.like.device)
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(u.reshape(-1, *self.in_shape), **self.interpolate).reshape(u.shape[0], -1)
+
+    def map_tensors(self, fn) -> "Interpolate":
+        return Interpolate(in_shape=self.in_shape, interpolate=self.interpolate, like=fn(self.like))
 
 
 class Composed(LinearOperator):

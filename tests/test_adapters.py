@@ -41,6 +41,9 @@ ROUND_TRIPS = {
                                         nn.ReLU()),
     nn.Flatten: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.ReLU(), nn.Flatten()),
     nn.Unflatten: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.Tanh()),
+    nn.Upsample: lambda: nn.Sequential(nn.Linear(6, 32), nn.Unflatten(1, (2, 4, 4)), nn.Upsample(scale_factor=2),
+                                       nn.Conv2d(2, 2, 3, padding=1), nn.LeakyReLU(0.2),
+                                       nn.Upsample(scale_factor=3, mode="bilinear"), nn.Conv2d(2, 1, 3), nn.Tanh()),
 }
 
 

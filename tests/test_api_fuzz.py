@@ -134,10 +134,10 @@ def _generators():
     tanh = random_mlp([4, 20, 60], act="tanh", out_act="tanh", seed=8)
     out["tanh hidden"] = (tanh, tanh(latents(3, 4, seed=9)).detach(), None)
     torch.manual_seed(10)
-    up = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Unflatten(1, (4, 2, 2)),  # a black box: Upsample
+    up = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Unflatten(1, (4, 2, 2)),  # a black box: SiLU
                              torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(4, 2, 3, padding=1),
-                             torch.nn.Tanh()).double().eval()
-    out["upsample, black box"] = (up, up(latents(3, 5, seed=10)).detach(), None)
+                             torch.nn.SiLU(), torch.nn.Conv2d(2, 2, 1), torch.nn.Tanh()).double().eval()
+    out["silu, black box"] = (up, up(latents(3, 5, seed=10)).detach(), None)
     return out
 
 

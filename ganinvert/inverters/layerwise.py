@@ -14,6 +14,7 @@ from ..budget import Budget
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
+from ..lp.layer import beyond_lp
 from ..lp.cvx import lp_layer
 from ..lp.problem import MAX_DENSE_INPUT
 from ..operators import DEFAULT_MAX_DENSE
@@ -103,6 +104,17 @@ class Layerwise(Inverter):
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)
         raw = RawSolution.empty(B, L, chain.in_dim, dtype=x.dtype, device=x.device)
+        last = chain.layers[-1].op
+        if last.out_dim < last.in_dim and last.in_dim > self.max_lp_dim:
+            # a last layer that contracts past the LP's limit: least squares can neither pin its input
+            # nor prove x out of its range, so no step could succeed; its matrix is not even built
+            # (an Upsample DCGAN's 784 x 50176 took 94 s)
+            raw.failed[:] = True
+            raw.messages = [f"layer {L - 1}: {beyond_lp(last.out_dim, last.in_dim, self.max_lp_dim)}"] * B
+            raw.methods = ["none"] * B
+            raw.anchors = Anchors(level=torch.full((B,), L, dtype=torch.long), targets={},
+                                  ambiguous=torch.zeros(B, dtype=torch.bool))
+            return raw
 
         level = torch.full((B,), L, dtype=torch.long)  # see Anchors
         targets: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -58,6 +58,12 @@ class LayerSolution:
     messages: list[str]
 
 
+def beyond_lp(n: int, k: int, max_lp_dim: int) -> str:
+    """Why a layer ``k -> n`` whose ``k`` inputs exceed ``max_lp_dim`` has no LP answer."""
+    return (f"layer {n}x{k} needs the LP, but its {k} inputs exceed max_lp_dim={max_lp_dim}"
+            + (f" (and with {n} < {k} outputs its pre-image is never a single point)" if n < k else ""))
+
+
 def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
                  u_range: tuple[float, float], tol: torch.Tensor) -> LayerProblem:
     """The layer LP for observations ``y`` (B, n) of ``act(A u + b)``."""
@@ -104,9 +110,7 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
     rest = (~settled).nonzero().flatten()
     if rest.numel() and k > max_lp_dim:
-        why = (f"layer {A.shape[0]}x{k} needs the LP, but its {k} inputs exceed max_lp_dim={max_lp_dim}"
-               + (f" (and with {A.shape[0]} < {k} outputs its pre-image is never a single point)"
-                  if A.shape[0] < k else ""))
+        why = beyond_lp(A.shape[0], k, max_lp_dim)
         solver_ok[rest] = False
         for i in rest.tolist():
             messages[i] = why
