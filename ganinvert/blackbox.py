@@ -90,16 +90,17 @@ class BlackBox:
         with torch.no_grad():
             return relative_residual(self.output(z), x)
 
+    def _with(self, *, index: torch.Tensor | None, measurement: torch.Tensor | None) -> "BlackBox":
+        return BlackBox(self.module, in_shape=self.in_shape, out_shape=self.image_shape, why=self.why,
+                        dtype=self.module_dtype, device=self.device, index=index, measurement=measurement)
+
     def observe(self, index: torch.Tensor) -> "BlackBox":
         """Only the flat output entries ``index`` are observed (partial observations)."""
-        return BlackBox(self.module, in_shape=self.in_shape, out_shape=self.image_shape, why=self.why,
-                        dtype=self.module_dtype, device=self.device, index=index.to(self.device),
-                        measurement=self.measurement)
+        return self._with(index=index.to(self.device), measurement=self.measurement)
 
     def measured(self, M: torch.Tensor) -> "BlackBox":
         """``M G(z)`` is observed (compressed sensing): ``M`` (m, n), float64."""
-        return BlackBox(self.module, in_shape=self.in_shape, out_shape=self.image_shape, why=self.why,
-                        dtype=self.module_dtype, device=self.device, index=self.index, measurement=M)
+        return self._with(index=self.index, measurement=M)
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> "BlackBox":
         """The module keeps its own dtype and device: itself."""
