@@ -3,7 +3,8 @@
 The module is traced with ``torch.fx`` and the graph is run once on example latents, so every
 reshape (``x.view(-1, C, H, W)``, ``Flatten``, ``Unflatten``...) is read off the real tensor
 shapes. Each leaf module is turned into pieces by a converter looked up by type
-(:mod:`ganinvert.converters`); consecutive affine pieces are folded into one layer.
+(:mod:`ganinvert.converters`), each function by :mod:`ganinvert.functional`; the graph, chain or
+not, becomes layers in :mod:`ganinvert.lifting`.
 """
 
 from __future__ import annotations
@@ -12,38 +13,20 @@ import functools
 import logging
 import math
 import operator
-from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
-from . import activations as acts
-from .chain import Chain, Layer
-from .converters import DEFAULT_CONVERTERS, Affine, Converter, Piece, Reshape
+from .chain import Chain
+from .converters import DEFAULT_CONVERTERS, Converter
 from .errors import ChainMismatchError, InvalidInputError, ShapeMismatchError, TrainingModeError, UnsupportedLayerError
-from .operators import Diagonal, compose
+from .lifting import lift
 from .tolerances import tolerance
 
 logger = logging.getLogger(__name__)
 
 
-_RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
-_RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze})
-_RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
-                              "contiguous", "view_as", "reshape_as"})
-_FUNCTIONAL_ACTS: Mapping[object, Callable[[tuple, dict], acts.Activation]] = MappingProxyType({
-    F.relu: lambda a, kw: acts.ReLU(), torch.relu: lambda a, kw: acts.ReLU(),
-    torch.relu_: lambda a, kw: acts.ReLU(), F.relu_: lambda a, kw: acts.ReLU(),
-    torch.tanh: lambda a, kw: acts.Tanh(), F.tanh: lambda a, kw: acts.Tanh(),
-    torch.sigmoid: lambda a, kw: acts.Sigmoid(), F.sigmoid: lambda a, kw: acts.Sigmoid(),
-    F.leaky_relu: lambda a, kw: acts.LeakyReLU(a[1] if len(a) > 1 else kw.get("negative_slope", 0.01)),
-})
-_METHOD_ACTS = MappingProxyType({"relu": acts.ReLU, "relu_": acts.ReLU, "tanh": acts.Tanh,
-                                 "tanh_": acts.Tanh, "sigmoid": acts.Sigmoid,
-                                 "sigmoid_": acts.Sigmoid})
 _MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 _PROBE_BATCH = 3
 
@@ -71,8 +54,8 @@ class CallableGenerator(nn.Module):
         for i, m in enumerate(_modules_reached(fn)):
             self.add_module(f"reached{i}", m)
 
-    def forward(self, z):
-        return self.fn(z)
+    def forward(self, z, *cond):
+        return self.fn(z, *cond)
 
 
 def _modules_reached(fn) -> list[nn.Module]:
@@ -98,84 +81,26 @@ def _modules_reached(fn) -> list[nn.Module]:
     return found
 
 
+def closed_over_tensors(fn: Callable) -> dict[str, torch.Tensor]:
+    """The tensors a callable reads from outside (closure cells, globals it names, a partial's
+    arguments), by name: a per-sample tensor among them belongs in ``cond=``."""
+    found: dict[str, torch.Tensor] = {}
+    if isinstance(fn, functools.partial):
+        found.update({f"argument {i}": a for i, a in enumerate(fn.args) if isinstance(a, torch.Tensor)})
+        found.update({k: v for k, v in fn.keywords.items() if isinstance(v, torch.Tensor)})
+        fn = fn.func
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        cells = zip(code.co_freevars, getattr(fn, "__closure__", None) or ())
+        found.update({name: c.cell_contents for name, c in cells if isinstance(c.cell_contents, torch.Tensor)})
+        glob = getattr(fn, "__globals__", {})
+        found.update({n: glob[n] for n in code.co_names if isinstance(glob.get(n), torch.Tensor)})
+    return found
+
+
 def _name(module: nn.Module) -> str:
-    return module.name if isinstance(module, CallableGenerator) else type(module).__name__
-
-
-@dataclass(frozen=True)
-class _State:
-    """Chain under construction: finished layers, the affine map pending since the last
-    activation, and the current per-sample shape."""
-
-    layers: tuple[Layer, ...]
-    pending: Affine | None
-    shape: tuple[int, ...]
-    device: torch.device
-
-    def add(self, piece: Piece, where: str) -> "_State":
-        if isinstance(piece, Reshape):
-            return replace(self, shape=tuple(piece.shape))
-        if isinstance(piece, Affine):
-            if piece.op.in_dim != math.prod(self.shape):
-                raise ShapeMismatchError(f"{where}: expects {piece.op.in_dim} inputs per sample, "
-                                         f"Got: {self.shape}")
-            if self.pending is None:
-                new = piece
-            else:  # fold: op2(op1 u + b1) + b2
-                b = piece.op.matvec(self.pending.bias[None])[0] + piece.bias
-                new = Affine(compose(self.pending.op, piece.op), b)
-            return _State(self.layers, new, tuple(piece.op.out_shape), self.device)
-        pending = self.pending
-        if pending is None:  # activation right after activation: identity map in between
-            ones = torch.ones(self.shape, dtype=torch.float64, device=self.device)
-            pending = Affine(Diagonal(ones), torch.zeros(ones.numel(), dtype=torch.float64, device=self.device))
-        layer = Layer(pending.op, pending.bias, piece, self.shape)
-        return _State(self.layers + (layer,), None, self.shape, self.device)
-
-    def finish(self) -> tuple[Layer, ...]:
-        layers = self.layers
-        if self.pending is not None:
-            layers += (Layer(self.pending.op, self.pending.bias, acts.Identity(), self.shape),)
-        elif layers:
-            layers = layers[:-1] + (replace(layers[-1], out_shape=self.shape),)
-        return layers
-
-
-def _path_hint(node: fx.Node) -> str:
-    return f"'{node.target}'" if node.op == "call_module" else f"{node.op} {node.target!r}"
-
-
-def _pieces(node: fx.Node, module: nn.Module, in_shape: tuple, out: torch.Tensor,
-            converters: Mapping[type, Converter]) -> list[Piece]:
-    """Pieces for one graph node, given its input shape and its (probed) output."""
-    reshape = [Reshape(tuple(out.shape[1:]))]
-    if node.op == "call_module":
-        sub = module.get_submodule(node.target)
-        conv = next((c for t, c in converters.items() if type(sub) is t), None)
-        conv = conv or next((c for t, c in converters.items() if isinstance(sub, t)), None)
-        if conv is None:
-            raise UnsupportedLayerError(
-                f"module '{node.target}' of type {type(sub).__name__} is not supported. "
-                f"Supported: {', '.join(sorted(t.__name__ for t in converters))}. "
-                "Hint: pass converters={YourLayer: fn} to add one.")
-        try:
-            pieces = list(conv(sub, in_shape))
-        except UnsupportedLayerError as e:
-            raise UnsupportedLayerError(f"module '{node.target}' ({type(sub).__name__}): {e}") from None
-        return pieces + reshape if isinstance(sub, _RESHAPE_MODULES) else pieces
-    if node.op == "call_function":
-        if node.target in _FUNCTIONAL_ACTS:
-            return [_FUNCTIONAL_ACTS[node.target](node.args, dict(node.kwargs))]
-        if node.target in _RESHAPE_FUNCTIONS:
-            return reshape
-    if node.op == "call_method":
-        if node.target in _METHOD_ACTS:
-            return [_METHOD_ACTS[node.target]()]
-        if node.target in _RESHAPE_METHODS:
-            return reshape
-    raise UnsupportedLayerError(
-        f"operation {_path_hint(node)} (node '{node.name}') is not supported: a generator must "
-        "be a chain of supported layers, activations and reshapes.")
+    name = getattr(module, "name", None)  # a callable's or a conditioned generator's
+    return name if isinstance(name, str) else type(module).__name__
 
 
 def check_eval_mode(module: nn.Module) -> None:
@@ -187,20 +112,51 @@ def check_eval_mode(module: nn.Module) -> None:
                 "output depends on the batch. Hint: call generator.eval() before inverting.")
 
 
-def _candidate_latent_shapes(gm: fx.GraphModule) -> list[tuple]:
-    return latent_shape_candidates(gm.get_submodule(node.target) for node in gm.graph.nodes
-                                   if node.op == "call_module")
+def _candidate_latent_shapes(gm: fx.GraphModule, module: nn.Module) -> list[tuple]:
+    return latent_shape_candidates([module, *(gm.get_submodule(node.target) for node in gm.graph.nodes
+                                              if node.op == "call_module")])
 
 
 def latent_shape_candidates(modules) -> list[tuple]:
     """The latent shapes the first layer among ``modules`` (in call order) can take: ``(k,)``
-    before a Linear, ``(C, 1, 1)`` or ``(C,)`` before a convolution; none when neither comes."""
+    before a Linear, ``(C, 1, 1)`` or ``(C,)`` before a convolution; none when neither comes. A
+    conditional generator's first layer takes its condition too (a label's embedding, a one-hot
+    vector): for each width that condition may have (an ``nn.Embedding``'s dimension, a
+    :class:`Conditioned` generator's condition size), the shape that many features or channels
+    smaller is a candidate as well."""
+    modules = list(modules)
+    widths = [w for m in modules
+              for w in ([m.embedding_dim] if isinstance(m, nn.Embedding) else getattr(m, "cond_widths", ()))]
     for sub in modules:
-        if isinstance(sub, nn.Linear):
-            return [(sub.in_features,)]
-        if isinstance(sub, (nn.ConvTranspose2d, nn.Conv2d)):
-            return [(sub.in_channels, 1, 1), (sub.in_channels,)]
+        k = sub.in_features if isinstance(sub, nn.Linear) else (
+            sub.in_channels if isinstance(sub, (nn.ConvTranspose2d, nn.Conv2d)) else None)
+        if k is not None:
+            sizes = dict.fromkeys([k] + [k - w for w in widths if 0 < w < k])
+            return [s for n in sizes for s in ([(n,)] if isinstance(sub, nn.Linear) else [(n, 1, 1), (n,)])]
     return []
+
+
+class Conditioned(nn.Module):
+    """``z -> generator(z, *cond)`` for one condition shared by the batch: a generator of ``z`` alone,
+    whose values computed from the condition are constants of its chain (:mod:`ganinvert.lifting`).
+
+    Args:
+        generator: the conditional generator (a module or a callable ``(z, *cond) -> x``).
+        cond: the condition, one row per tensor (``(1, ...)``), expanded to the batch of ``z``.
+    """
+
+    def __init__(self, generator: Callable, cond: tuple[torch.Tensor, ...]) -> None:
+        super().__init__()
+        self.generator = generator if isinstance(generator, nn.Module) else CallableGenerator(generator)
+        self.n_cond = len(cond)
+        for i, c in enumerate(cond):
+            self.register_buffer(f"cond{i}", c.detach().clone())
+        self.cond_widths = tuple(math.prod(c.shape[1:]) for c in cond)
+        self.name = f"{_name(self.generator)} given cond"
+
+    def forward(self, z):
+        cond = [getattr(self, f"cond{i}") for i in range(self.n_cond)]
+        return self.generator(z, *(c.expand(z.shape[0], *c.shape[1:]) for c in cond))
 
 
 def checked_latent_shape(shape: object) -> tuple[int, ...]:
@@ -281,7 +237,7 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
     gen = torch.Generator().manual_seed(seed)
     if latent_shape is not None:
         latent_shape = checked_latent_shape(latent_shape)
-    shapes = [latent_shape] if latent_shape is not None else _candidate_latent_shapes(gm)
+    shapes = [latent_shape] if latent_shape is not None else _candidate_latent_shapes(gm, module)
     errors = {s: probe(gm, torch.randn(_PROBE_BATCH, *s, generator=gen).to(dtype=dtype, device=device))
               for s in shapes}
     probe_ok = [s for s, e in errors.items() if e is None]
@@ -295,69 +251,13 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
             "latent_shape=(...), the per-sample shape of z the generator takes.") from last
     in_shape = probe_ok[0]
 
-    chain = _build(gm, module, in_shape, table, dtype, device, gen)
+    chain = lift(gm, torch.randn(_PROBE_BATCH, *in_shape, generator=gen).to(dtype=dtype, device=device), table)
     if not differentiable:
         chain = chain.detach()
     if check:
         _check(chain, module, dtype, device, gen)
     logger.debug("%s", chain.describe())
     return chain
-
-
-def _build(gm, module, in_shape, table, dtype, device, gen) -> Chain:
-    z = torch.randn(_PROBE_BATCH, *in_shape, generator=gen).to(dtype=dtype, device=device)
-    values: dict[fx.Node, torch.Tensor] = {}
-    states: dict[fx.Node, _State] = {}
-    consumed: set[fx.Node] = set()
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            if states:  # forward(z, extra=default): only the first argument is data
-                if str(node.target).startswith("*"):  # forward(z, *args, **kw) (SNGAN): called with z alone
-                    values[node] = {} if str(node.target).startswith("**") else ()
-                    continue
-                if not node.args:
-                    raise UnsupportedLayerError(f"forward takes a second required argument "
-                                                f"'{node.target}'; generators take only z.")
-                values[node] = node.args[0]
-                continue
-            values[node] = z
-            states[node] = _State((), None, in_shape, torch.device(device))
-            continue
-        if node.op == "get_attr":
-            raise UnsupportedLayerError(f"generator reads attribute '{node.target}' directly in "
-                                        "forward; only layer calls are supported.")
-        data_in = [a for a in node.all_input_nodes if a in states]
-        if node.op == "output":
-            state = states[data_in[0]]
-            break
-        args = fx.node.map_arg(node.args, lambda n: values[n])
-        kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
-        with torch.no_grad():
-            if node.op == "call_module":
-                out = gm.get_submodule(node.target)(*args, **kwargs)
-            elif node.op == "call_function":
-                out = node.target(*args, **kwargs)
-            else:
-                out = getattr(args[0], node.target)(*args[1:], **kwargs)
-        values[node] = out
-        if not isinstance(out, torch.Tensor):
-            continue  # shape metadata such as z.shape[0] or z.size(0): off the data path
-        if len(data_in) != 1 or data_in[0] in consumed:
-            raise UnsupportedLayerError(
-                f"operation {_path_hint(node)} (node '{node.name}') joins or branches the data "
-                "path; only straight chains are supported (no residual connections or concat).")
-        consumed.add(data_in[0])
-        if out.shape[0] != _PROBE_BATCH:
-            raise UnsupportedLayerError(f"operation {_path_hint(node)} (node '{node.name}') mixes "
-                                        "the samples of a batch.")
-        state = states[data_in[0]]
-        for piece in _pieces(node, gm, state.shape, out, table):
-            state = state.add(piece, f"module {_path_hint(node)}")
-        states[node] = state
-    layers = state.finish()
-    if not layers:
-        raise UnsupportedLayerError(f"{_name(module)} has no layers to invert.")
-    return Chain(tuple(layer.to(device=device) for layer in layers), tuple(in_shape))
 
 
 def _check(chain: Chain, module: nn.Module, dtype, device, gen) -> None:

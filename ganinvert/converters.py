@@ -10,11 +10,12 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import activations as acts
 from .errors import UnsupportedLayerError
-from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, Interpolate, LinearOperator
+from .operators import Conv2d, ConvTranspose2d, Dense, Diagonal, LinearFunction, LinearOperator
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,39 @@ def _batchnorm(m: nn.modules.batchnorm._BatchNorm, in_shape: tuple) -> list[Piec
     return [Affine(Diagonal(scale_full), shift.repeat_interleave(rest))]
 
 
-def _upsample(m: nn.Upsample, in_shape: tuple) -> list[Piece]:
-    """Upsampling (any mode, any scale) is a fixed linear map: an affine piece with no bias."""
-    if len(in_shape) != 3:
-        raise UnsupportedLayerError(f"Upsample is converted for (C, H, W) inputs per sample, got {in_shape}.")
-    like = torch.zeros(0, dtype=torch.float64)
-    op = Interpolate(in_shape=in_shape, like=like,
-                     interpolate=dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode,
-                                      align_corners=m.align_corners, recompute_scale_factor=m.recompute_scale_factor))
+def fixed_linear(fn: Callable, in_shape: tuple, *, args: tuple = (), kwargs: dict | None = None,
+                 what: str = "") -> list[Piece]:
+    """A function with no weights that is linear in its input (upsampling of any mode, average
+    pooling, zero/reflect/replicate padding, pixel shuffle, permute): one matrix-free affine piece
+    with no bias, :class:`~ganinvert.operators.LinearFunction`."""
+    try:
+        like = torch.zeros(0, dtype=torch.float64)
+        op = LinearFunction(fn, args=args, kwargs=kwargs or {}, in_shape=in_shape, like=like)
+    except (RuntimeError, ValueError, TypeError, NotImplementedError) as e:
+        raise UnsupportedLayerError(f"{what or fn} does not run on a {in_shape} input per sample ({e})") from None
     return [Affine(op, torch.zeros(op.out_dim, dtype=torch.float64))]
+
+
+def _linear_module(m: nn.Module, in_shape: tuple) -> list[Piece]:
+    return fixed_linear(m, in_shape, what=type(m).__name__)
+
+
+def _constant_pad(m: nn.modules.padding._ConstantPadNd, in_shape: tuple) -> list[Piece]:
+    """Padding with a constant ``c``: zero padding (linear) plus ``c`` on the border (a bias)."""
+    [piece] = fixed_linear(F.pad, in_shape, args=(m.padding,), what=type(m).__name__)
+    border = F.pad(torch.zeros((1, *in_shape), dtype=torch.float64), m.padding, value=float(m.value))
+    return [Affine(piece.op, border.reshape(-1))]
+
+
+def _prelu(m: nn.PReLU, in_shape: tuple) -> list[Piece]:
+    """One slope per channel (or one for all), spread over the units: LeakyReLU with per-unit slopes,
+    bijective when every slope is positive."""
+    w = _p(m.weight).detach()
+    n = math.prod(in_shape)
+    slopes = w.expand(n) if w.numel() == 1 else w.repeat_interleave(n // w.numel())
+    if not bool((slopes > 0).all()):
+        raise UnsupportedLayerError(f"PReLU has a slope {float(w.min()):.3g} <= 0: the layer is not invertible")
+    return [acts.LeakyReLU(slopes)]
 
 
 def _nothing(m: nn.Module, in_shape: tuple) -> list[Piece]:
@@ -138,7 +163,20 @@ DEFAULT_CONVERTERS: Mapping[type, Converter] = MappingProxyType({
     nn.LeakyReLU: _activation(lambda m: acts.LeakyReLU(m.negative_slope)),
     nn.Tanh: _activation(lambda m: acts.Tanh()),
     nn.Sigmoid: _activation(lambda m: acts.Sigmoid()),
-    nn.Upsample: _upsample,
+    nn.Hardtanh: _activation(lambda m: acts.Hardtanh(m.min_val, m.max_val)),  # ReLU6 is one
+    nn.PReLU: _prelu,
+    nn.ELU: _activation(lambda m: acts.ELU(m.alpha)),
+    nn.Softplus: _activation(lambda m: acts.Softplus(m.beta, m.threshold)),
+    nn.Upsample: _linear_module,  # UpsamplingNearest2d and UpsamplingBilinear2d are ones
+    nn.AvgPool1d: _linear_module,
+    nn.AvgPool2d: _linear_module,
+    nn.AdaptiveAvgPool2d: _linear_module,
+    nn.PixelShuffle: _linear_module,
+    nn.PixelUnshuffle: _linear_module,
+    nn.ZeroPad2d: _linear_module,
+    nn.ReflectionPad2d: _linear_module,
+    nn.ReplicationPad2d: _linear_module,
+    nn.modules.padding._ConstantPadNd: _constant_pad,
     nn.Identity: _nothing,
     nn.Dropout: _nothing,
     nn.Dropout1d: _nothing,

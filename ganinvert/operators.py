@@ -158,31 +158,101 @@ class ConvTranspose2d(_Conv):
         return F.conv_transpose2d(u, weight, None, **self.geometry)
 
 
-class Interpolate(LinearOperator):
-    """``F.interpolate`` with fixed arguments (``nn.Upsample``: nearest, bilinear, bicubic, area):
-    every mode is a fixed linear map of the input, applied matrix-free. It has no weights; a
-    zero-size tensor carries its dtype and device.
+class LinearFunction(LinearOperator):
+    """A fixed linear torch function of the per-sample input, applied matrix-free: ``F.interpolate``
+    (``nn.Upsample``, any mode and scale), ``F.avg_pool2d``, zero ``F.pad``, ``F.pixel_shuffle``,
+    ``permute``. It has no weights; a zero-size tensor carries its dtype and device.
 
     Args:
-        in_shape: ``(C, H, W)`` per sample.
-        interpolate: the keywords of ``F.interpolate`` (``size``, ``scale_factor``, ``mode``,
-            ``align_corners``, ``recompute_scale_factor``), exactly as the module passes them.
+        fn: the function (or a module without weights), called as ``fn(u, *args, **kwargs)`` on
+            ``(B, *in_shape)``; batch-wise and linear in ``u`` (the chain check compares the whole
+            chain with the module).
+        args, kwargs: its fixed arguments, exactly as the module passes them.
+        in_shape: per-sample input shape.
         like: a tensor of the dtype and device the operator works in.
     """
 
-    def __init__(self, *, in_shape: tuple[int, ...], interpolate: dict, like: torch.Tensor) -> None:
-        self.in_shape, self.interpolate, self.like = tuple(in_shape), dict(interpolate), like.new_zeros(0)
+    def __init__(self, fn, *, args: tuple = (), kwargs: dict, in_shape: tuple[int, ...], like: torch.Tensor) -> None:
+        self.fn, self.args, self.kwargs = fn, tuple(args), dict(kwargs)
+        self.in_shape, self.like = tuple(in_shape), like.new_zeros(0)
         probe = torch.zeros((1, *self.in_shape), dtype=self.like.dtype)
-        self.out_shape = tuple(F.interpolate(probe, **self.interpolate).shape[1:])
+        self.out_shape = tuple(fn(probe, *self.args, **self.kwargs).shape[1:])
 
     dtype = property(lambda self: self.like.dtype)
     device = property(lambda self: self.like.device)
 
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(u.reshape(-1, *self.in_shape), **self.interpolate).reshape(u.shape[0], -1)
+        return self.fn(u.reshape(-1, *self.in_shape), *self.args, **self.kwargs).reshape(u.shape[0], -1)
 
-    def map_tensors(self, fn) -> "Interpolate":
-        return Interpolate(in_shape=self.in_shape, interpolate=self.interpolate, like=fn(self.like))
+    def map_tensors(self, fn) -> "LinearFunction":
+        return LinearFunction(self.fn, args=self.args, kwargs=self.kwargs, in_shape=self.in_shape, like=fn(self.like))
+
+
+class Slice(LinearOperator):
+    """Entries ``start:start + n`` of the input (one value among those a layer carries side by
+    side, see :class:`Stack`); the whole input is the identity, which :func:`compose` drops."""
+
+    def __init__(self, in_dim: int, start: int, out_shape: tuple[int, ...], *, like: torch.Tensor) -> None:
+        self.in_shape, self.out_shape, self.start = (in_dim,), tuple(out_shape), start
+        self.like = like.new_zeros(0)
+
+    dtype = property(lambda self: self.like.dtype)
+    device = property(lambda self: self.like.device)
+
+    @property
+    def identity(self) -> bool:
+        return self.start == 0 and self.out_dim == self.in_dim
+
+    def matvec(self, u):
+        return u[:, self.start:self.start + self.out_dim]
+
+    def map_tensors(self, fn) -> "Slice":
+        return Slice(self.in_dim, self.start, self.out_shape, like=fn(self.like))
+
+
+class Sum(LinearOperator):
+    """``sum_i op_i(u)``: the join of a residual block, ``f(x) + shortcut(x)``."""
+
+    def __init__(self, terms: tuple[LinearOperator, ...], *, out_shape: tuple[int, ...]) -> None:
+        self.terms, self.in_shape, self.out_shape = tuple(terms), terms[0].in_shape, tuple(out_shape)
+
+    dtype = property(lambda self: self.terms[0].dtype)
+    device = property(lambda self: self.terms[0].device)
+
+    def matvec(self, u):
+        return sum(op.matvec(u) for op in self.terms)
+
+    def map_tensors(self, fn) -> "Sum":
+        return Sum(tuple(op.map_tensors(fn) for op in self.terms), out_shape=self.out_shape)
+
+
+class Stack(LinearOperator):
+    """The parts' outputs concatenated: along per-sample dimension ``dim`` of their shapes
+    (``torch.cat``), or flat one after the other (``dim=None``: a layer's values side by side). A
+    part may be ``None``, a constant (its entries come from the bias)."""
+
+    def __init__(self, parts: tuple[LinearOperator | None, ...], shapes: tuple[tuple[int, ...], ...],
+                 *, in_dim: int, dim: int | None = None) -> None:
+        self.parts, self.shapes, self.dim = tuple(parts), tuple(map(tuple, shapes)), dim
+        self.in_shape = (in_dim,)
+        self.out_shape = ((sum(math.prod(s) for s in self.shapes),) if dim is None else
+                          tuple(torch.cat([torch.empty(s, device="meta") for s in self.shapes], dim).shape))
+        self._some = next(op for op in self.parts if op is not None)
+
+    dtype = property(lambda self: self._some.dtype)
+    device = property(lambda self: self._some.device)
+
+    def matvec(self, u):
+        B = u.shape[0]
+        outs = [u.new_zeros(B, *s) if op is None else op.matvec(u).reshape(B, *s)
+                for op, s in zip(self.parts, self.shapes)]
+        if self.dim is None:
+            return torch.cat([o.reshape(B, -1) for o in outs], 1)
+        return torch.cat(outs, self.dim + 1).reshape(B, -1)
+
+    def map_tensors(self, fn) -> "Stack":
+        return Stack(tuple(None if op is None else op.map_tensors(fn) for op in self.parts), self.shapes,
+                     in_dim=self.in_dim, dim=self.dim)
 
 
 class Composed(LinearOperator):
@@ -206,6 +276,8 @@ def compose(first: LinearOperator, second: LinearOperator) -> LinearOperator:
     """``second o first``, fused into one matrix where that is free of cost."""
     if first.out_dim != second.in_dim:
         raise ValueError(f"cannot compose {first.out_shape} -> {second.in_shape}")
+    if isinstance(first, Slice) and first.identity:
+        return second
     if isinstance(second, Diagonal) and isinstance(first, Dense):
         w = first.weight * second.scale.reshape(-1, 1)
         return Dense(w, in_shape=first.in_shape, out_shape=second.out_shape)

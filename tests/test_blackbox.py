@@ -152,7 +152,7 @@ def test_the_latent_shape_is_inferred_or_asked_for():
 
 
 def test_an_upsampling_dcgan_is_a_chain_and_auto_finds_the_true_latent():
-    # nn.Upsample is a fixed linear map (ganinvert.operators.Interpolate); the last layer contracts
+    # nn.Upsample is a fixed linear map (ganinvert.operators.LinearFunction); the last layer contracts
     # past the LP's limit, so the layer-wise pass stops at once and Levenberg-Marquardt solves it
     G = UpsampleDCGAN().double()
     assert gi.inspect(G).not_converted == ""

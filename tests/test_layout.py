@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganinvert"
 LAYERS = (
     {"errors", "tolerances", "streams", "result", "budget"},
     {"operators", "activations"},
-    {"chain", "converters"},
-    {"linearize", "backward", "adapters", "blackbox", "nets"},  # the network: what every solver walks
+    {"chain", "converters", "functional"},
+    {"lifting", "linearize", "backward", "adapters", "blackbox", "nets"},  # the network: what every solver walks
     {"lp"},  # LP formulations and the solvers behind them
     {"search"},  # local searches from starting points (LM, pattern descent, kicks, L-BFGS)
     {"gradients"},  # differentiation through the answer
     {"inverters"},  # strategies that combine the above
-    {"defaults", "api", "module", "report", "metrics", "comparison", "app", "models", "__init__"},
+    {"defaults", "conditions", "api", "module", "report", "metrics", "comparison", "app", "models", "__init__"},
 )
 RANK = {name: r for r, names in enumerate(LAYERS) for name in names}
 MAX_FUNCTION_LINES = 80

@@ -39,10 +39,9 @@ def pattern_problem(chain: Chain, patterns: list[torch.Tensor], x: torch.Tensor,
             A_rows.append(J), b_rows.append(c), lo.append(out_bounds[0]), hi.append(out_bounds[1])
             w.append(out_bounds[2])
         elif layer.act.kinked:  # the region: p >= 0 where the pattern says on, p <= 0 where off
-            on, inf = patterns[i], torch.full_like(c, float("inf"))
             A_rows.append(J), b_rows.append(c), w.append(torch.full_like(c, sign_weight))
-            lo.append(torch.where(on, torch.zeros_like(c), -inf))
-            hi.append(torch.where(on, inf, torch.zeros_like(c)))
+            region = layer.act.region_bounds(patterns[i], like=c)
+            lo.append(region[0]), hi.append(region[1])
     return LayerProblem(torch.cat(A_rows, 1), torch.cat(b_rows, 1), torch.cat(lo, 1), torch.cat(hi, 1),
                         torch.cat(w, 1))
 
