@@ -2,10 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .api import default_rtol, invert
+from .api import default_rtol, invert, invert_conditions
 from .adapters import to_chain
 from .converters import DEFAULT_CONVERTERS, Affine, Reshape
 from .chain import Chain, Layer
+from .conditions import ConditionsResult
 from .errors import (ChainMismatchError, GanInvertError, InvalidInputError, InversionError,
                      LayerTooLargeError, NotDifferentiableError, ShapeMismatchError, SolverError, TrainingModeError,
                      UnsupportedLayerError)
@@ -22,7 +23,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 __all__ = [
     "INVERTERS", "SOLVERS", "Adam", "Auto", "Encoder", "GradientDescent", "Hybrid", "Inverter", "Layerwise", "Noisy",
-    "GeneratorReport", "Inversion", "default_rtol", "inspect", "invert",
+    "ConditionsResult", "GeneratorReport", "Inversion", "default_rtol", "inspect", "invert", "invert_conditions",
     "Affine", "Chain", "ChainMismatchError", "DEFAULT_CONVERTERS", "GanInvertError",
     "InvalidInputError", "InversionError", "InversionResult", "Layer", "LayerTooLargeError", "NotDifferentiableError",
     "Reshape", "ShapeMismatchError", "SolverError", "Status", "TrainingModeError",

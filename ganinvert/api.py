@@ -11,10 +11,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .adapters import Converter, to_chain
+from .adapters import Converter, closed_over_tensors, to_chain
 from .blackbox import Generator, black_box
 from .budget import Budget
 from .chain import Chain
+from .conditions import ConditionsResult, each_condition, invert_candidates
 from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
 from .errors import (InvalidInputError, InversionError, ShapeMismatchError, SolverError,
                      UnsupportedLayerError)
@@ -127,6 +128,7 @@ def _solve_masked(inverter: Inverter, chain: Generator, x: torch.Tensor, mask: t
 
 
 def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inverter = DEFAULT_METHOD,
+           cond: torch.Tensor | Sequence[torch.Tensor] | None = None,
            mask: torch.Tensor | None = None, measurement: torch.Tensor | None = None,
            norm: str | None = None, noise: float | None = None,
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
@@ -148,6 +150,12 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             names of :data:`ganinvert.INVERTERS`), or an inverter instance carrying options, e.g.
             ``ganinvert.Layerwise(solver="highs")``. ``auto`` costs what ``layerwise`` costs on
             samples the layer-wise pass certifies.
+        cond: a conditional generator's other inputs, ``G(z, *cond)``: a tensor or a tuple of
+            tensors, batch first (one row per sample, or one row for all). The batch is split by
+            condition; with it fixed, whatever the generator computes from it alone (a label's
+            embedding, its concatenation with ``z``) is a constant of the chain, and the exact
+            engine runs as on an unconditional generator (:mod:`ganinvert.conditions`). For an
+            unknown condition see :func:`invert_conditions`.
         mask: partial observations (inpainting): bool, True where a pixel is observed, shaped
             like one output (shared by the batch) or ``(B, *out)``. Unobserved pixels of ``x``
             are ignored (they may hold anything, NaN included); residuals are measured on the
@@ -206,6 +214,14 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         raise InvalidInputError("Expected: invert(differentiable=True) outside torch.func transforms, Got: a call "
                                 "under vmap/grad/jacrev. The solvers branch on the data, so they cannot be "
                                 "vmapped; Fix: loop over the batch, or use torch.autograd on the result")
+    if cond is not None:
+        result = each_condition(invert, generator, x, cond, method=method, mask=mask, measurement=measurement,
+                                norm=norm, noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
+                                check_chain=check_chain, seed=seed, time_limit=time_limit, progress=progress,
+                                differentiable=differentiable)
+        if throw:
+            _throw(result)
+        return result
     t0 = time.perf_counter()
     budget = Budget(time_limit=time_limit, progress=progress)  # the clock starts with the call
     try:
@@ -281,8 +297,12 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         raise InvalidInputError("Expected: differentiable=True without measurement=, Got: both. A measurement "
                                 "mixes the pixels, so no layer's active equations pin its input; Fix: invert "
                                 "without differentiable=True")
-    image_chain, inverter, adapted = _adapt(generator, inverter, latent_shape=latent_shape, converters=converters,
-                                            check_chain=check_chain, seed=seed, differentiable=differentiable)
+    try:
+        image_chain, inverter, adapted = _adapt(generator, inverter, latent_shape=latent_shape, converters=converters,
+                                                check_chain=check_chain, seed=seed, differentiable=differentiable)
+    except ShapeMismatchError as e:
+        _per_sample_closure(generator, x, e)
+        raise
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
     inverter, note = for_precision(inverter, image_chain, generator, x, seed=seed,
@@ -329,6 +349,20 @@ def _adapt(generator, inverter: Inverter, *, latent_shape, converters, check_cha
         note = f"not certifiable: {str(e).rstrip('.')}; inverted by {search.name} on gradients alone"
         logger.info("%s", note)
         return box, search, note
+
+
+def _per_sample_closure(generator, x, error: Exception) -> None:
+    """A callable that closes over a tensor with one row per sample of ``x`` (``lambda z: G(z,
+    labels)``) cannot run on the probe's batch: say so, and point to ``cond=``."""
+    if isinstance(generator, nn.Module) or not isinstance(x, torch.Tensor) or x.dim() < 2:
+        return
+    rows = {n: tuple(t.shape) for n, t in closed_over_tensors(generator).items()
+            if t.dim() and t.shape[0] == x.shape[0]}
+    if rows:
+        names = ", ".join(f"{n} {s}" for n, s in rows.items())
+        raise InvalidInputError(f"Expected: a generator of z alone, Got: a callable that closes over per-sample "
+                                f"tensors ({names}), so it cannot run on other batches. Fix: pass them as "
+                                "invert(G, x, cond=...), G taking (z, *cond)") from error
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,3 +426,14 @@ def _throw(result: InversionResult) -> None:
     error = SolverError if failed else InversionError
     raise error(f"{len(bad)} of {len(result.status)} samples not inverted exactly ({result.counts()}); "
                 f"first: sample {first}: {result.status[first].name}: {result.messages[first]}")
+
+
+def invert_conditions(generator: nn.Module, x: torch.Tensor, candidates: torch.Tensor | Sequence[torch.Tensor], *,
+                      time_limit: float | None = None, **options) -> ConditionsResult:
+    """Which of the ``candidates`` conditions explain each image of ``x``: :func:`invert` with
+    ``cond=`` each candidate in turn (a tensor, or tuple of tensors, with one row per candidate,
+    e.g. ``torch.arange(10)`` for a class-conditional generator's labels), the time limit shared
+    among them. The result says per sample and candidate whether ``G(z, y) = x`` was reached
+    (certified by the exact engine where the generator converts) and which candidate fits best.
+    ``options``: those of :func:`invert`."""
+    return invert_candidates(invert, generator, x, candidates, time_limit=time_limit, **options)

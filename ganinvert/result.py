@@ -89,6 +89,42 @@ class InversionResult:
     batched: bool = True
     differentiable: torch.Tensor | None = None
 
+    @staticmethod
+    def gather(parts: list[tuple[torch.Tensor, "InversionResult"]], batch: int) -> "InversionResult":
+        """One batched result from the batched results of disjoint groups of samples: ``parts``
+        ``[(index (n_g,), result)]`` covering ``0..batch-1``. Layer tables of different depths are
+        padded (nan residual, not unique); timings add up."""
+        first = parts[0][1]
+        L = max(r.layer_residuals.shape[1] for _, r in parts)
+
+        def rows(get, fill=None):
+            if any(get(r) is None for _, r in parts):
+                return None
+            t0 = get(first)
+            shape = (batch, *t0.shape[1:])
+            out = t0.new_full(shape, fill) if fill is not None else t0.new_empty(shape)
+            for idx, r in parts:
+                out[idx.to(out.device)] = get(r)
+            return out
+
+        def cols(t, fill):  # pad a (n, L_g) table to L columns
+            return torch.cat([t, t.new_full((t.shape[0], L - t.shape[1]), fill)], 1)
+
+        lists = {name: [None] * batch for name in ("status", "methods", "messages")}
+        timings: dict[str, float] = {}
+        for idx, r in parts:
+            for name, values in lists.items():
+                for i, v in zip(idx.tolist(), getattr(r, name)):
+                    values[i] = v
+            for k, v in r.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+        return InversionResult(
+            z=rows(lambda r: r.z), x_hat=rows(lambda r: r.x_hat), residual=rows(lambda r: r.residual),
+            layer_residuals=rows(lambda r: cols(r.layer_residuals, float("nan")), float("nan")),
+            unique=rows(lambda r: cols(r.unique, False), False), bound=rows(lambda r: r.bound),
+            fit_residual=rows(lambda r: r.fit_residual), differentiable=rows(lambda r: r.differentiable),
+            method=first.method, timings=timings, batched=True, **lists)
+
     @property
     def exact(self) -> torch.Tensor:
         """Bool mask ``(B,)``: status EXACT."""
