@@ -54,8 +54,8 @@ class CallableGenerator(nn.Module):
         for i, m in enumerate(_modules_reached(fn)):
             self.add_module(f"reached{i}", m)
 
-    def forward(self, z, *cond):
-        return self.fn(z, *cond)
+    def forward(self, z):
+        return self.fn(z)
 
 
 def _modules_reached(fn) -> list[nn.Module]:
@@ -156,7 +156,8 @@ class Conditioned(nn.Module):
 
     def forward(self, z):
         cond = [getattr(self, f"cond{i}") for i in range(self.n_cond)]
-        return self.generator(z, *(c.expand(z.shape[0], *c.shape[1:]) for c in cond))
+        g = self.generator.fn if isinstance(self.generator, CallableGenerator) else self.generator
+        return g(z, *(c.expand(z.shape[0], *c.shape[1:]) for c in cond))
 
 
 def checked_latent_shape(shape: object) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from . import activations as acts
-from .converters import Affine, Converter, Piece, Reshape, fixed_linear
+from .converters import Affine, Converter, Piece, Reshape, fixed_linear, integer_scale, upsample_nearest
 from .errors import UnsupportedLayerError
 
 _RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
@@ -119,6 +119,11 @@ def node_pieces(node: fx.Node, module: nn.Module, in_shape: tuple, out: torch.Te
             return [ACTIVATIONS[target](args, kwargs)]
         if target in _RESHAPE:
             return reshape
+        if target is F.interpolate:
+            scale = integer_scale(_arg(args, kwargs, 1, "size", None), _arg(args, kwargs, 2, "scale_factor", None),
+                                  _arg(args, kwargs, 3, "mode", "nearest"), in_shape)
+            if scale is not None:
+                return fixed_linear(upsample_nearest, in_shape, args=(scale,), what="F.interpolate")
         if target in LINEAR:
             return fixed_linear(target, in_shape, args=args[1:], kwargs=kwargs, what=target.__name__)
         if target in BUILDERS:

@@ -33,14 +33,16 @@ def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dty
     the operators and ``c_l`` by pushing ``z = 0``."""
     B, k = batch, chain.in_dim
     c = torch.zeros(B, k, dtype=dtype, device=device)  # the image of z = 0
-    J = torch.eye(k, dtype=dtype, device=device).expand(B, k, k)  # d(layer input)/dz, (B, dim, k)
+    # d(layer input)/dz with the k directions as rows, (B, k, dim): each operator maps them as a
+    # batch, with no transpose copied in and out per layer (J_l is its transposed view)
+    D = torch.eye(k, dtype=dtype, device=device).expand(B, k, k)
     for i, layer in enumerate(chain.layers):
         c = layer.op.matvec(c) + layer.bias
-        J = layer.op.matvec(J.transpose(1, 2).reshape(B * k, -1)).reshape(B, k, -1).transpose(1, 2)
-        yield i, layer, J, c
+        D = layer.op.matvec(D.reshape(B * k, -1)).reshape(B, k, -1)
+        yield i, layer, D.transpose(1, 2), c
         if i < len(chain) - 1 and layer.act.kinked:
             s = layer.act.branch_slope(patterns[i], like=c)
-            c, J = s * c, s.unsqueeze(-1) * J
+            c, D = s * c, s.unsqueeze(1) * D
 
 
 def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 1 << 24  # Jacobian entries per chunk (128 MiB in float64)
 _LAMBDA = (1e-12, 1e6)  # damping range, relative to the mean curvature; a sample stalls at the top
 _POLISH = 1e-3  # steps go on below rtol to this fraction of it: inside the region one more step is exact
+#: steps taken again with the same Jacobian after a successful one, while they lower the misfit: one
+#: forward pass each instead of k directions pushed through the chain. On a piecewise-linear chain
+#: the Jacobian is exact as long as the step stays in its region (the last steps); a stale one
+#: whose step does not help just ends the reuse
+_REUSE = 5
 
 
 @dataclass
@@ -80,22 +85,38 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
             j = rows[s:s + chunk]
             bj = rb.rows(j)
             p, J = linearize(chain, z[j], jacobian_chain=jc)
-            r = bj.misfit(p)
-            Jw = (bj.weight * (r != 0)).unsqueeze(-1) * J  # rows inside their interval have no gradient
-            H = Jw.transpose(1, 2) @ Jw
-            g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
-            mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
-            trial = z[j] + torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
-            p, xh = chain.walk(trial)[-1]  # the last pre-activation and G(trial)
-            after = (bj.misfit(p) ** 2).sum(1)
-            better = torch.isfinite(after) & (after < (r ** 2).sum(1))
-            z[j[better]] = trial[better]
-            residual[j[better]] = relative_residual(xh, x[j])[better]
             used[j] += 1
+            better, p = _step(chain, J, p, bj, z, j, x, lam, residual, eye)
             lam[j] = torch.where(better, lam[j] / 3, lam[j] * 4).clamp(*_LAMBDA)
+            for _ in range(_REUSE):  # the same Jacobian again, from where the step landed
+                go = better & (residual[j] > rtol * _POLISH)
+                if not go.any():
+                    break
+                better, p = _step(chain, J, p, bj, z, j, x, lam, residual, eye, only=go)
             live[j] = (residual[j] > rtol * _POLISH) & (lam[j] < _LAMBDA[1])
         if not live.any():
             break
     logger.debug("LM: %d of %d samples at G(z) = x after up to %d steps", int((residual <= rtol).sum()), B,
                  int(used.max()) if B else 0)
     return LMSolution(z=z, residual=residual, steps=used)
+
+
+def _step(chain: Chain, J, p, bj, z, j, x, lam, residual, eye, only=None):
+    """One damped Gauss-Newton step for the samples ``j`` with Jacobian ``J`` at their last
+    pre-activation ``p``; ``z`` and ``residual`` change in place where the misfit falls (and
+    ``only``, when given, allows). Returns ``(better (n,) bool, the pre-activation where each
+    sample now is)``."""
+    r = bj.misfit(p)
+    Jw = (bj.weight * (r != 0)).unsqueeze(-1) * J  # rows inside their interval have no gradient
+    H = Jw.transpose(1, 2) @ Jw
+    g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+    mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
+    trial = z[j] + torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
+    q, xh = chain.walk(trial)[-1]  # the last pre-activation and G(trial)
+    after = (bj.misfit(q) ** 2).sum(1)
+    better = torch.isfinite(after) & (after < (r ** 2).sum(1))
+    if only is not None:
+        better &= only
+    z[j[better]] = trial[better]
+    residual[j[better]] = relative_residual(xh, x[j])[better]
+    return better, torch.where(better[:, None], q, p)
