@@ -20,11 +20,17 @@ from torch import nn
 import ganinvert as gi
 
 
+def _labels(G: nn.Module, n: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """A conditional generator's labels (its ``label_emb``), none for the others."""
+    emb = getattr(G, "label_emb", None)
+    return () if emb is None else (torch.randint(0, emb.num_embeddings, (n,), generator=torch.Generator().manual_seed(seed)),)
+
+
 def _bn_stats(G: nn.Module, nz: int, seed: int) -> nn.Module:
     """BatchNorm running statistics from a train-mode pass, as a trained generator has them."""
     G.train()
     with torch.no_grad():
-        G(torch.randn(256, nz, generator=torch.Generator().manual_seed(seed + 100)))
+        G(torch.randn(256, nz, generator=torch.Generator().manual_seed(seed + 100)), *_labels(G, 256, seed))
     return G.eval().double()
 
 
@@ -114,12 +120,30 @@ class PGGANish(nn.Module):
         return self.up(self.first(PixelNorm()(z.view(-1, self.nz, 1, 1))))
 
 
+class CondMLPGAN(nn.Module):
+    """Label-conditional: the label's embedding concatenated with the noise."""
+
+    def __init__(self, nz=100, n_classes=10):
+        super().__init__()
+        self.label_emb = nn.Embedding(n_classes, n_classes)
+
+        def block(i, o, norm=True):
+            return [nn.Linear(i, o)] + ([nn.BatchNorm1d(o, 0.8)] if norm else []) + [nn.LeakyReLU(0.2)]
+        self.model = nn.Sequential(*block(nz + n_classes, 128, norm=False), *block(128, 256), *block(256, 512),
+                                   *block(512, 1024), nn.Linear(1024, 784), nn.Tanh())
+
+    def forward(self, noise, labels):
+        gen_input = torch.cat((self.label_emb(labels), noise), -1)
+        return self.model(gen_input).view(gen_input.size(0), 1, 28, 28)
+
+
 def silu_mlp(nz=64):
     return nn.Sequential(nn.Linear(nz, 256), nn.SiLU(), nn.Linear(256, 512), nn.SiLU(), nn.Linear(512, 784), nn.Tanh())
 
 
 ARCHITECTURES = {
     "mlp_gan_bn": (lambda: MLPGAN(), 100),
+    "cgan_mlp_labels": (lambda: CondMLPGAN(), 100),
     "dcgan_upsample": (lambda: UpsampleDCGAN(), 100),
     "dcgan_upsample_no_lead_bn": (lambda: UpsampleDCGAN(lead_bn=False), 100),
     "sngan_cnn_args": (lambda: SNGANCNN(), 128),
@@ -145,14 +169,16 @@ def main() -> None:
         torch.manual_seed(seed)
         G = _bn_stats(build(), nz, seed)
         z = torch.randn(args.samples, nz, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+        y = _labels(G, args.samples, seed + 2)
+        cond = y or None
         with torch.no_grad():
-            x = G(z)
-        taken = "chain" if gi.inspect(G).not_converted == "" else "black box"
+            x = G(z, *y)
+        taken = "chain" if gi.inspect(G, cond=cond).not_converted == "" else "black box"
         t = time.perf_counter()
-        r = gi.invert(G, x, time_limit=args.time_limit)
+        r = gi.invert(G, x, cond=cond, time_limit=args.time_limit)
         t_default = time.perf_counter() - t
         t = time.perf_counter()
-        a = gi.invert(G, x, method=gi.Adam(restarts=4, steps=100000), time_limit=t_default)
+        a = gi.invert(G, x, cond=cond, method=gi.Adam(restarts=4, steps=100000), time_limit=t_default)
         t_adam = time.perf_counter() - t
         print(f"{name:<27} {taken:<10} {int(r.solved.sum()):>7}/{args.samples:<3} {r.residual.median():8.1e} "
               f"{t_default:6.1f} {int(a.solved.sum()):>5}/{args.samples:<3} {a.residual.median():8.1e} {t_adam:6.1f}")

@@ -8,9 +8,10 @@ from typing import Mapping, Sequence
 
 from torch import nn
 
-from .adapters import Converter, to_chain
+from .adapters import Conditioned, Converter, to_chain
 from .blackbox import black_box
 from .chain import Chain
+from .conditions import as_conditions
 from .errors import UnsupportedLayerError
 
 
@@ -63,7 +64,7 @@ class GeneratorReport:
 
 
 def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None = None,
-            converters: Mapping[type, Converter] | None = None) -> GeneratorReport:
+            converters: Mapping[type, Converter] | None = None, cond=None) -> GeneratorReport:
     """Widths, expansion ratios and which layers the exact method can invert alone.
 
     The rule (docs/design.md §3.1; Lei et al. 2019; each activation's
@@ -71,8 +72,11 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
     with high probability when it at least doubles its width (about half its rows are positive);
     an invertible activation (LeakyReLU, Tanh, Sigmoid, none) needs ``out >= in``; a contracting
     layer never has a single-point pre-image. A rule of thumb for random-like weights, not a
-    certificate: :func:`ganinvert.invert` certifies per sample.
+    certificate: :func:`ganinvert.invert` certifies per sample. ``cond``: a conditional
+    generator's condition (its first row is used), as :func:`ganinvert.invert` takes it.
     """
+    if cond is not None:
+        generator = Conditioned(generator, tuple(c.reshape(-1, *c.shape[1:])[:1] for c in as_conditions(cond)))
     try:
         chain = to_chain(generator, latent_shape=latent_shape, converters=converters)
     except UnsupportedLayerError as e:  # what invert() would run on: a black box
