@@ -41,6 +41,13 @@ def test_the_wheel_ships_the_generators_as_ganinvert_models_and_no_top_level_mod
     assert "ganinvert/models/manifest.json" in names
 
 
+def test_the_wheel_ships_every_module_of_the_package(wheel):
+    names = set(wheel.namelist())
+    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "ganinvert").rglob("*.py"))
+               if str(p.relative_to(ROOT)) not in names]
+    assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
+
+
 def test_the_wheels_plain_requirements_are_the_librarys_and_the_rest_is_the_app_extra(wheel):
     meta = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
     requires = [line.split(":", 1)[1].strip() for line in wheel.read(meta).decode().splitlines()
