@@ -121,3 +121,58 @@ def test_only_relu_calls_an_all_zero_observation_uninformative():
     y = torch.tensor([[0.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     assert acts.ReLU().uninformative(y).tolist() == [True, False]
     assert not acts.LeakyReLU().uninformative(y).any() and not acts.Sigmoid().uninformative(y).any()
+
+
+def test_hardtanh_pins_the_inside_and_bounds_the_ends_from_one_side():
+    y = torch.tensor([[-1.0, 0.3, 2.0]], dtype=torch.float64)
+    bd = acts.Hardtanh(-1.0, 2.0).bounds(y, tol=_tol(y))
+    assert bd.eq.tolist() == [[False, True, False]]
+    assert (bd.lo[0, 0], bd.hi[0, 0]) == (-math.inf, -1.0)  # at the bottom: p <= -1
+    assert (bd.lo[0, 2], bd.hi[0, 2]) == (2.0, math.inf)  # at the top: p >= 2
+    assert acts.Hardtanh(0.0, 6.0).range == (0.0, 6.0)  # ReLU6
+
+
+@pytest.mark.parametrize("act", [acts.ELU(0.7), acts.Softplus(2.0, threshold=3.0)], ids=repr)
+def test_smooth_bijections_invert_exactly_inside_and_one_sided_where_saturated(act):
+    p = torch.tensor([[-3.0, -0.5, 0.0, 0.4, 1.4, 2.5]], dtype=torch.float64)  # Softplus: beta p > 3 is linear
+    y = act.forward(p)
+    bd = act.bounds(y, tol=_tol(y))
+    torch.testing.assert_close(bd.lo, p, rtol=0, atol=1e-12)
+    assert bd.eq.all()
+    low = torch.tensor([[act.range[0]]], dtype=torch.float64)  # the output at its asymptote
+    sat = act.bounds(low, tol=_tol(low))
+    assert sat.lo[0, 0] == -math.inf and sat.hi[0, 0] < -5  # only "p is very negative"
+
+
+def test_prelu_slopes_are_per_unit():
+    act = acts.LeakyReLU(torch.tensor([0.1, 0.5], dtype=torch.float64))
+    y = torch.tensor([[-1.0, -1.0]], dtype=torch.float64)
+    assert act.bounds(y, tol=_tol(y)).lo.tolist() == [[-10.0, -2.0]]
+    assert act.forward(torch.tensor([[-2.0, -2.0]], dtype=torch.float64)).tolist() == [[-0.2, -1.0]]
+    assert "PReLU(2 slopes" in repr(act) and act == acts.LeakyReLU(torch.tensor([0.1, 0.5], dtype=torch.float64))
+
+
+def test_parallel_asks_each_part_for_its_units():
+    act = acts.Parallel([(acts.ReLU(), 2), (acts.Identity(), 1), (acts.Identity(), 1)])
+    assert act.parts == ((acts.ReLU(), 2), (acts.Identity(), 2))  # neighbours merged
+    p = torch.tensor([[-1.0, 2.0, -3.0, 4.0]], dtype=torch.float64)
+    assert act.forward(p).tolist() == [[0.0, 2.0, -3.0, 4.0]]
+    y = act.forward(p)
+    bd = act.bounds(y, tol=_tol(y))
+    assert bd.eq.tolist() == [[False, True, True, True]] and bd.lo[0, 2] == -3.0
+    assert act.branch_slope(p >= 0, like=p).tolist() == [[0.0, 1.0, 1.0, 1.0]]
+    lo, hi = act.region_bounds(p >= 0, like=p)  # identity units carry no region row
+    assert lo.tolist() == [[-math.inf, 0.0, -math.inf, -math.inf]] and hi.tolist() == [[0.0, math.inf] + [math.inf] * 2]
+    assert act.kinked and act.piecewise_linear and act.range == (-math.inf, math.inf)
+
+
+@pytest.mark.parametrize("hidden", [torch.nn.PReLU(1, 0.3), torch.nn.ELU(), torch.nn.Softplus(), torch.nn.Hardtanh(-2, 2),
+                                    torch.nn.ReLU6()], ids=lambda m: type(m).__name__)
+def test_an_expanding_mlp_with_each_new_activation_is_inverted_exactly(hidden):
+    import ganinvert as gi
+    torch.manual_seed(0)
+    G = torch.nn.Sequential(torch.nn.Linear(4, 30), hidden, torch.nn.Linear(30, 80), torch.nn.LeakyReLU(0.1)).double()
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    r = gi.invert(G.eval(), G(z).detach())
+    assert [s.name for s in r.status] == ["EXACT"] * 5, r.messages
+    torch.testing.assert_close(r.z, z, rtol=0, atol=1e-7)

@@ -1,5 +1,6 @@
 """The guarantees, checked on generators hypothesis draws at random (tests/strategies.py): the
-adapters reproduce the module, every operator has its adjoint, EXACT means z = z* (never a false
+adapters reproduce the module (residual blocks, upsampling and conditional inputs among what is
+drawn), every operator has its adjoint, EXACT means z = z* (never a false
 EXACT), a solved status means G(z) = x, a sample's status does not depend on its batch, and the
 same seed gives the same bits. How many generators: the hypothesis profile (conftest.py: ``ci``
 by default, ``thorough`` under ``make test-all``)."""
@@ -12,7 +13,9 @@ from hypothesis import event, example, given, note
 import ganinvert as gi
 from ganinvert.result import Status
 
-from .strategies import LayerSpec, Spec, build, latents_of, specs
+from ganinvert.adapters import Conditioned
+
+from .strategies import LayerSpec, Spec, build, cond_of, latents_of, specs
 
 SOLVED = (Status.EXACT, Status.EXACT_NONUNIQUE)
 #: ||z - z*|| / ||z*|| that EXACT must meet, per dtype: the residual tolerance (1e-6 / 1e-4)
@@ -22,16 +25,25 @@ CHAIN_TOL = {torch.float64: dict(rtol=1e-9, atol=1e-9), torch.float32: dict(rtol
 
 
 def _observe(spec: Spec, n: int = 3):
+    """``(G, z*, x = G(z*, *cond), cond)``; ``cond`` empty unless the spec is label-conditional."""
     G = build(spec)
-    z = latents_of(spec, n)
+    z, cond = latents_of(spec, n), cond_of(spec, n)
     with torch.no_grad():
-        x = G(z)
-    return G, z, x
+        x = G(z, *cond)
+    return G, z, x, cond
+
+
+def _one_condition(G, spec: Spec):
+    """``G`` as a generator of z alone: a conditional one with the label of its first sample fixed."""
+    return Conditioned(G, tuple(c[:1] for c in cond_of(spec, 1))) if spec.classes else G
 
 
 @given(spec=specs())
 def test_the_adapters_chain_equals_the_module(spec):
-    G, z, x = _observe(spec)
+    G, z, _, _ = _observe(spec)
+    G = _one_condition(G, spec)
+    with torch.no_grad():
+        x = G(z)
     chain = gi.to_chain(G, latent_shape=(spec.latent,))
     # the chain computes in float64 whatever the module's dtype: compared there
     torch.testing.assert_close(chain(z).reshape(x.shape), x.double(), **CHAIN_TOL[spec.dtype])
@@ -41,7 +53,7 @@ def test_the_adapters_chain_equals_the_module(spec):
 def test_every_operator_of_the_chain_is_the_matrix_the_solvers_read(spec):
     """The LPs and least squares read each layer as ``op.dense()``; the forward pass applies
     ``op.matvec`` matrix-free: both must be the same map."""
-    chain = gi.to_chain(build(spec), latent_shape=(spec.latent,))
+    chain = gi.to_chain(_one_condition(build(spec), spec), latent_shape=(spec.latent,))
     g = torch.Generator().manual_seed(spec.seed)
     for layer in chain.layers:
         op = layer.op
@@ -67,11 +79,11 @@ RANK_ONE_GRAM = Spec(2, (LayerSpec("convT", 1, "tanh", bias=False), LayerSpec("c
 @example(spec=RANK_ONE_GRAM)
 def test_exact_means_z_is_z_star_and_solved_means_g_of_z_is_x(spec):
     """The claim the project stands on, on every status ``invert``'s default method returns."""
-    G, z, x = _observe(spec)
-    r = gi.invert(G, x, seed=spec.seed)
+    G, z, x, cond = _observe(spec)
+    r = gi.invert(G, x, seed=spec.seed, cond=cond or None)
     rtol = gi.default_rtol(spec.dtype)
     with torch.no_grad():
-        residual = (G(r.z) - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp(min=1e-30)
+        residual = (G(r.z, *cond) - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp(min=1e-30)
     err = (r.z - z).double().norm(dim=1) / z.double().norm(dim=1).clamp(min=1e-30)
     note(f"status {[s.name for s in r.status]}, residual {residual.tolist()}, latent error {err.tolist()}")
     for i, st in enumerate(r.status):
@@ -95,15 +107,16 @@ BATCH_STREAM = Spec(1, (LayerSpec("convT", 2, "leaky", 0.01, True, True, 4, 1, 0
 def test_a_samples_status_does_not_depend_on_its_batch(spec):
     """Solved alone or beside others, a sample gets the same status: one sample's hard LP or
     search never changes what its neighbours are told."""
-    G, _, x = _observe(spec)
-    together = gi.invert(G, x, seed=spec.seed).status
-    alone = [gi.invert(G, x[i:i + 1], seed=spec.seed).status[0] for i in range(x.shape[0])]
+    G, _, x, cond = _observe(spec)
+    together = gi.invert(G, x, seed=spec.seed, cond=cond or None).status
+    alone = [gi.invert(G, x[i:i + 1], seed=spec.seed, cond=tuple(c[i:i + 1] for c in cond) or None).status[0]
+             for i in range(x.shape[0])]
     assert together == alone
 
 
 @given(spec=specs())
 def test_the_same_seed_gives_the_same_bits(spec):
-    G, _, x = _observe(spec)
-    first, again = gi.invert(G, x, seed=spec.seed), gi.invert(G, x, seed=spec.seed)
+    G, _, x, cond = _observe(spec)
+    first, again = gi.invert(G, x, seed=spec.seed, cond=cond or None), gi.invert(G, x, seed=spec.seed, cond=cond or None)
     assert first.status == again.status and first.methods == again.methods
     assert torch.equal(first.z, again.z)
