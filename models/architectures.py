@@ -100,6 +100,48 @@ class OddDCGANGenerator(nn.Module):
         return self.main(z.view(-1, self.latent_dim, 1, 1))
 
 
+class UpsampleDCGANGenerator(nn.Module):
+    """``dcgan_upsample``: the DCGAN of the popular PyTorch GAN collections: Linear -> view ->
+    BatchNorm2d -> (Upsample x2 -> Conv2d 3x3 -> BatchNorm2d(eps 0.8) -> LeakyReLU 0.2) twice ->
+    Conv2d 3x3 -> Tanh, at 28x28 (7 -> 14 -> 28)."""
+
+    def __init__(self, latent_dim: int = 32, ngf: int = 32):
+        super().__init__()
+        self.ngf = ngf
+        self.l1 = nn.Linear(latent_dim, 2 * ngf * 7 * 7)
+        self.conv_blocks = nn.Sequential(
+            nn.BatchNorm2d(2 * ngf),
+            nn.Upsample(scale_factor=2), nn.Conv2d(2 * ngf, 2 * ngf, 3, stride=1, padding=1),
+            nn.BatchNorm2d(2 * ngf, 0.8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=2), nn.Conv2d(2 * ngf, ngf, 3, stride=1, padding=1),
+            nn.BatchNorm2d(ngf, 0.8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ngf, 1, 3, stride=1, padding=1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.l1(z)
+        return self.conv_blocks(out.view(out.shape[0], 2 * self.ngf, 7, 7))
+
+
+class ConditionalMLPGenerator(nn.Module):
+    """``cgan_mlp``: the label-conditional MLP GAN of the popular collections: the label's
+    embedding concatenated with the noise, LeakyReLU 0.2 blocks with BatchNorm1d(eps 0.8) after
+    every hidden Linear but the first, Tanh; ``forward(noise, labels)``."""
+
+    def __init__(self, latent_dim: int = 32, n_classes: int = 10, hidden: tuple[int, ...] = (128, 256, 512)):
+        super().__init__()
+        self.label_emb = nn.Embedding(n_classes, n_classes)
+        dims = (latent_dim + n_classes, *hidden)
+        layers: list[nn.Module] = []
+        for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+            layers += [nn.Linear(k, n), *([nn.BatchNorm1d(n, 0.8)] if i else []), nn.LeakyReLU(0.2, inplace=True)]
+        self.model = nn.Sequential(*layers, nn.Linear(dims[-1], 784), nn.Tanh())
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        gen_input = torch.cat((self.label_emb(labels), noise), -1)
+        img = self.model(gen_input)
+        return img.view(img.size(0), 1, 28, 28)
+
+
 class VAEDecoder(nn.Module):
     """The paper's decoders: bias-free Linear layers with the activation after *every* layer
     (ReLU for 20-60-784, LeakyReLU(0.1) for 20-200-500-784), output viewed as 28x28."""
@@ -155,3 +197,17 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+
+class ConditionalMLPDiscriminator(nn.Module):
+    """The conditional discriminator of the same collections: the image and the label's embedding
+    concatenated, then an MLP; ``forward(x, labels)``."""
+
+    def __init__(self, n_classes: int = 10, hidden: tuple[int, ...] = (512, 256)):
+        super().__init__()
+        self.label_emb = nn.Embedding(n_classes, n_classes)
+        self.net = MLPDiscriminator(hidden)
+        self.net.net[0] = nn.Linear(784 + n_classes, hidden[0])
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net.net(torch.cat((x.reshape(x.shape[0], -1), self.label_emb(labels)), -1)).squeeze(1)

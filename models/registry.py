@@ -34,6 +34,7 @@ class Spec:
     pixel_range: str  # "unit" ([0, 1]) or "tanh" ([-1, 1])
     generator: Callable[[], nn.Module]
     critic: Callable[[], nn.Module]  # discriminator (GAN) or encoder (VAE)
+    n_classes: int = 0  # a label-conditional generator's classes: generator(z, labels); 0 for G(z)
 
 
 SPECS: Mapping[str, Spec] = MappingProxyType({s.name: s for s in (
@@ -43,6 +44,9 @@ SPECS: Mapping[str, Spec] = MappingProxyType({s.name: s for s in (
     Spec("dcgan", "gan", 32, "tanh", lambda: arch.DCGANGenerator(32, 32), arch.DCGANDiscriminator),
     Spec("mlp_gan", "gan", 64, "tanh", lambda: arch.TutorialMLPGenerator(64, 256), arch.MLPDiscriminator),
     Spec("dcgan_odd", "gan", 64, "tanh", lambda: arch.OddDCGANGenerator(64, 64), arch.MLPDiscriminator),
+    Spec("dcgan_upsample", "gan", 32, "tanh", lambda: arch.UpsampleDCGANGenerator(32, 32), arch.DCGANDiscriminator),
+    Spec("cgan_mlp", "gan", 32, "tanh", lambda: arch.ConditionalMLPGenerator(32, 10),
+         lambda: arch.ConditionalMLPDiscriminator(10), n_classes=10),
     Spec("vae_relu_20_60_784", "vae", 20, "unit", lambda: arch.VAEDecoder((20, 60, 784)),
          lambda: arch.VAEEncoder(20)),
     Spec("vae_leaky_20_200_500_784", "vae", 20, "unit", lambda: arch.VAEDecoder((20, 200, 500, 784), 0.1),
@@ -59,6 +63,8 @@ class Loaded:
         latent_dim: latent size; latents are drawn from N(0, I).
         pixel_range: ``(low, high)`` of the data it was trained on.
         encoder: the VAE's encoder (mean, log-variance), eval mode; None for GANs.
+        n_classes: a label-conditional generator's classes (it takes ``(z, labels)``, labels
+            ``(B,)`` long in ``[0, n_classes)``); 0 for a generator of ``z`` alone.
     """
 
     name: str
@@ -66,6 +72,7 @@ class Loaded:
     latent_dim: int
     pixel_range: tuple[float, float]
     encoder: nn.Module | None
+    n_classes: int = 0
 
 
 def checkpoint_path(name: str) -> Path:
@@ -125,4 +132,4 @@ def load(name: str, *, path: str | Path | None = None) -> Loaded:
     if spec.kind == "vae":
         critic.load_state_dict(part("encoder."))
         encoder = critic.eval()
-    return Loaded(name, generator.eval(), spec.latent_dim, RANGES[spec.pixel_range], encoder)
+    return Loaded(name, generator.eval(), spec.latent_dim, RANGES[spec.pixel_range], encoder, spec.n_classes)

@@ -52,11 +52,11 @@ class GANModule(L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator, self.discriminator = build(name)
-        self.latent_dim = SPECS[name].latent_dim
+        self.latent_dim, self.n_classes = SPECS[name].latent_dim, SPECS[name].n_classes
         self.background = RANGES[SPECS[name].pixel_range][0]
 
-    def _d(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(translate(x, self.hparams.augment, self.background))
+    def _d(self, x: torch.Tensor, labels: tuple) -> torch.Tensor:
+        return self.discriminator(translate(x, self.hparams.augment, self.background), *labels)
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
@@ -64,23 +64,26 @@ class GANModule(L.LightningModule):
                 torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas)]
 
     def training_step(self, batch, batch_idx):
-        x, _ = batch
+        x, y = batch
         opt_g, opt_d = self.optimizers()
         z = torch.randn(x.shape[0], self.latent_dim, device=x.device)  # seeded by seed_everything
-        fake = self.generator(z)
+        # a conditional GAN (Mirza and Osindero 2014): both nets see the label; fakes get random ones
+        real_y = (y,) if self.n_classes else ()
+        fake_y = (torch.randint(0, self.n_classes, y.shape, device=x.device),) if self.n_classes else ()
+        fake = self.generator(z, *fake_y)
         real_t = torch.full((x.shape[0],), 1.0 - self.hparams.label_smoothing, device=x.device)
         zeros = torch.zeros(x.shape[0], device=x.device)
         if self.hparams.r1 > 0:
             x = x.detach().requires_grad_(True)
-        d_real = self._d(x)
+        d_real = self._d(x, real_y)
         loss_d = (F.binary_cross_entropy_with_logits(d_real, real_t)
-                  + F.binary_cross_entropy_with_logits(self._d(fake.detach()), zeros))
+                  + F.binary_cross_entropy_with_logits(self._d(fake.detach(), fake_y), zeros))
         if self.hparams.r1 > 0:
             loss_d = loss_d + r1_penalty(d_real, x, self.hparams.r1)
         opt_d.zero_grad()
         self.manual_backward(loss_d)
         opt_d.step()
-        loss_g = F.binary_cross_entropy_with_logits(self._d(fake), torch.ones_like(zeros))
+        loss_g = F.binary_cross_entropy_with_logits(self._d(fake, fake_y), torch.ones_like(zeros))
         opt_g.zero_grad()
         self.manual_backward(loss_g)
         opt_g.step()

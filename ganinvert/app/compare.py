@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from .. import __version__
 from ..adapters import to_chain
 from ..comparison import InversionComparison
-from .config import build_generator, inverters, observations
+from .config import build_generator, inverters, n_classes, observations
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     DDP's sampler repeats to split a data set evenly are dropped); samples.csv is per process."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if n_classes(cfg):
+        raise ValueError(f"model {cfg.model.name} is label-conditional: the Lightning comparison inverts G(z) only; "
+                         "run scripts/invert.py, which passes each digit's label as cond=")
     G, k, pixel_range, encoder = build_generator(cfg)
     data = observations(cfg, G, k, pixel_range)
     module = InversionComparison(G, inverters(cfg, encoder), latent_shape=(k,))
@@ -40,7 +43,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     trainer = L.Trainer(logger=CSVLogger(out_dir, name="logs"), inference_mode=False,
                         **OmegaConf.to_container(cfg.trainer, resolve=True))
     results, rows, out_shape = {}, [], to_chain(G, latent_shape=(k,)).out_shape
-    for dname, (x, z, mask) in data.items():
+    for dname, (x, z, mask, _) in data.items():
         if mask is not None:
             raise ValueError(f"data.{dname}.observed < 1: the Lightning comparison inverts whole images only; "
                              "invert partial observations with the invert app, ganinvert.app.invert.run")

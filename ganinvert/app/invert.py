@@ -8,6 +8,7 @@ import csv
 import functools
 import json
 import logging
+import math
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
@@ -16,10 +17,12 @@ import matplotlib
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..adapters import to_chain
+from ..adapters import Conditioned, to_chain
 from ..api import invert
+from ..blackbox import black_box
+from ..errors import UnsupportedLayerError
 from ..metrics import columns, sample_metrics, sample_rows, summarize
-from .config import build_generator, inverters, observations
+from .config import build_generator, inverters, n_classes, observations
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,10 +39,21 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         return json.loads(done.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     G, k, pixel_range, encoder = build_generator(cfg)
-    chain = to_chain(G, latent_shape=(k,))
     data, invs = observations(cfg, G, k, pixel_range), inverters(cfg, encoder)
+    one = G if not n_classes(cfg) else Conditioned(G, (torch.zeros(1, dtype=torch.long),))  # its shapes
+    try:
+        chain = to_chain(one, latent_shape=(k,))
+    except UnsupportedLayerError as e:  # every method inverts the module itself, none certifies
+        log.warning("%s is not certifiable (%s): inverted as a black box", cfg.model.name, e)
+        chain = black_box(one, why=str(e), latent_shape=(k,))
+    target = chain if chain.certifiable and not n_classes(cfg) else G  # converted once where it can be
+    n = math.prod(chain.out_shape)
+    for dname in [d for d, o in data.items() if o.x[0].numel() != n]:
+        log.warning("data set %s has %d pixels per image and %s draws %d: skipped", dname, data[dname][0][0].numel(),
+                    cfg.model.name, n)
+        del data[dname]
     rows, summary, latents, shown = [], {}, {}, {}
-    for dname, (x, z, mask) in data.items():
+    for dname, (x, z, mask, cond) in data.items():
         x = x.reshape(x.shape[0], *chain.out_shape)
         mask = None if mask is None else mask.reshape(x.shape)
         data_range = float(x.max() - x.min()) or 1.0
@@ -48,7 +62,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         for mname, inv in invs.items():
             # with a mask the inverters see the observed pixels only; the metrics compare G(z) with
             # the whole truth x, the unobserved pixels included (what inpainting is judged by)
-            r = invert(chain, x, method=inv, mask=mask, time_limit=cfg.get("time_limit"),
+            r = invert(target, x, method=inv, cond=cond, mask=mask, time_limit=cfg.get("time_limit"),
                        progress=cfg.get("progress"))
             per_sample = columns(r, sample_metrics(r, x, z, data_range=data_range))
             summary[f"{dname}/{mname}"] = summarize(per_sample)
@@ -63,7 +77,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
-    torch.save({"z_star": {d: z for d, (_, z, _) in data.items() if z is not None}, "z": latents}, out_dir / "latents.pt")
+    torch.save({"z_star": {d: o.z for d, o in data.items() if o.z is not None}, "z": latents}, out_dir / "latents.pt")
     picture(shown, pixel_range, out_dir / "reconstructions.png")
     return metrics
 

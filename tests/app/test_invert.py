@@ -35,7 +35,9 @@ def test_every_model_option_composes_and_builds(model):
             config.build_generator(cfg)
         return
     G, k, _, _ = config.build_generator(cfg)
-    assert gi.to_chain(G, latent_shape=(k,)).in_dim == k
+    cond = torch.tensor([0]) if config.n_classes(cfg) else None  # a label-conditional one takes (z, labels)
+    report = gi.inspect(G, latent_shape=(k,), cond=cond)
+    assert report.not_converted == "" and report.in_shape == (k,)
 
 
 @pytest.mark.parametrize("name", INVERTERS)
@@ -101,7 +103,7 @@ def test_generated_observations_with_uniform_noise_and_a_random_mask():
                 "data.generated.n=5", "data.generated.noise=0.01", "data.generated.noise_dist=uniform",
                 "data.generated.observed=0.6"])
     G, k, rng, _ = config.build_generator(cfg)
-    (x, z, mask), = config.observations(cfg, G, k, rng).values()
+    (x, z, mask, _), = config.observations(cfg, G, k, rng).values()
     with torch.no_grad():
         e = x - G(z)
     assert e.abs().max() <= 0.01 and e.abs().max() > 0.009  # uniform on [-eps, eps]: reaches near eps
@@ -169,3 +171,60 @@ def test_the_main_job_compares_auto_with_adam_on_generated_and_real_digits_by_de
     results = invert.run(cfg, tmp_path)["results"]
     assert set(results) == {"generated/auto", "generated/adam", "mnist/auto", "mnist/adam"}
     assert results["generated/auto"]["solved_rate"] == 1.0  # x = G(z*) on the shipped mnist_mlp
+
+
+USER_GENERATOR = '''
+import torch
+from torch import nn
+
+
+class UpsampleGenerator(nn.Module):
+    def __init__(self, nz=6, c=4):
+        super().__init__()
+        self.nz, self.c = nz, c
+        self.l1 = nn.Linear(nz, c * 4 * 4)
+        self.conv = nn.Sequential(nn.LeakyReLU(0.2), nn.Upsample(scale_factor=2), nn.Conv2d(c, c, 3, padding=1),
+                                  nn.LeakyReLU(0.2), nn.Conv2d(c, 1, 3, padding=1), nn.Tanh())
+
+    def forward(self, z):
+        return self.conv(self.l1(z).view(-1, self.c, 4, 4))
+'''
+
+
+def test_a_users_generator_runs_from_its_class_and_state_dict_without_editing_the_package(tmp_path):
+    (tmp_path / "my_gans.py").write_text(USER_GENERATOR)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from my_gans import UpsampleGenerator
+        torch.manual_seed(0)
+        torch.save(UpsampleGenerator(nz=6).state_dict(), tmp_path / "G.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_gans", None)
+    cfg = _cfg(["model=user", "model.generator._target_=my_gans.UpsampleGenerator", "+model.generator.nz=6",
+                f"model.weights={tmp_path / 'G.pt'}", "model.prefix=null", f"model.search_path={tmp_path}",
+                "data=[generated,mnist]", "data.generated.n=3", "inverter=[auto]", "show=2"])
+    metrics = invert.run(cfg, tmp_path / "run")
+    assert list(metrics["results"]) == ["generated/auto"]  # 8x8 images: the MNIST digits do not apply
+    assert metrics["results"]["generated/auto"]["success@1e-05"] == 1.0
+
+
+def test_a_users_weights_that_are_not_there_say_what_was_expected(tmp_path):
+    cfg = _cfg(["model=user", f"model.weights={tmp_path / 'missing.pt'}"])
+    with pytest.raises(FileNotFoundError, match=r"missing.pt: no such file. Expected a state dict saved with"):
+        config.build_generator(cfg)
+
+
+def test_a_label_conditional_model_inverts_each_digit_under_its_label(tmp_path):
+    cfg = _cfg(["model=cgan_mlp", "data=[generated,mnist]", "data.generated.n=4", "data.mnist.n=2", "inverter=[auto]",
+                "show=2", "time_limit=30"])
+    (x, _, _, y), _ = config.observations(cfg, *_built(cfg)).values()
+    assert y.tolist() == [0, 1, 2, 3]  # generated digits under labels 0, 1, 2... in turn
+    metrics = invert.run(cfg, tmp_path)
+    assert metrics["results"]["generated/auto"]["exact_rate"] == 1.0  # certified under its label (cond=)
+    assert set(metrics["results"]) == {"generated/auto", "mnist/auto"}
+
+
+def _built(cfg):
+    G, k, rng, _ = config.build_generator(cfg)
+    return G, k, rng

@@ -6,7 +6,13 @@ from torch import nn
 
 import ganinvert as gi
 from ganinvert import models
+from ganinvert.adapters import Conditioned
 from ganinvert.models.registry import HERE, SPECS, checkpoint_path, read_tensor_dict, sha256
+
+def _of_z(generator: nn.Module, n_classes: int) -> nn.Module:
+    """A generator of z alone: a label-conditional one with label 3 fixed."""
+    return Conditioned(generator, (torch.tensor([3]),)) if n_classes else generator
+
 
 MANIFEST = json.loads((HERE / "manifest.json").read_text()) if (HERE / "manifest.json").exists() else {}
 SHIPPED = list(SPECS)
@@ -26,10 +32,11 @@ def test_save_then_load_gives_the_same_eval_mode_generator(name, tmp_path):
     generator.eval()
     path = models.save(name, generator, critic if SPECS[name].kind == "vae" else None, path=tmp_path / "ck.pt")
     m = models.load(name, path=path)
-    assert not m.generator.training and gi.to_chain(m.generator).in_dim == m.latent_dim  # the latent it takes
+    G, want = _of_z(m.generator, m.n_classes), _of_z(generator, m.n_classes)
+    assert not m.generator.training and gi.to_chain(G).in_dim == m.latent_dim  # the latent it takes
     z = torch.randn(5, m.latent_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        torch.testing.assert_close(m.generator(z), generator(z))
+        torch.testing.assert_close(G(z), want(z))
     assert all(isinstance(v, torch.Tensor) for v in read_tensor_dict(path).values())
 
 
@@ -43,11 +50,12 @@ def test_checkpoint_matches_its_sha256_in_manifest_and_card(name):
 @pytest.mark.parametrize("name", list(SPECS))
 def test_shipped_checkpoint_loads_and_round_trips_through_to_chain(name):
     m = models.load(name)
-    assert not m.generator.training and gi.to_chain(m.generator).in_dim == m.latent_dim  # the latent it takes
+    G = _of_z(m.generator, m.n_classes)
+    assert not m.generator.training and gi.to_chain(G).in_dim == m.latent_dim  # the latent it takes
     z = torch.randn(6, m.latent_dim, generator=torch.Generator().manual_seed(0))
-    chain = gi.to_chain(m.generator, latent_shape=(m.latent_dim,))
+    chain = gi.to_chain(G, latent_shape=(m.latent_dim,))
     with torch.no_grad():
-        want = m.generator(z).double()
+        want = G(z).double()
     torch.testing.assert_close(chain(z.double()), want, rtol=1e-4, atol=1e-4)
     lo, hi = m.pixel_range
     if SPECS[name].kind == "gan":  # GAN outputs end in Tanh / Sigmoid: inside the data range
