@@ -3,7 +3,7 @@ rebuilt here from their descriptions with seeded weights and BatchNorm statistic
 train-mode pass: is each accepted by the default ``invert``, how (chain or black box), and how
 close it gets to x = G(z*) against Adam with 4 restarts given the same wall time.
 
-    python benchmarks/bench_popular.py [--samples 8] [--time-limit 45] [--only dcgan_upsample ...]
+    python benchmarks/bench_popular.py [--samples 8] [--time-limit 45] [--seed 0] [--only dcgan_upsample ...]
 
 Prints one row per architecture: how invert took it, G(z) = x (relative residual <= 1e-6) out
 of the samples, the median relative output error and seconds, for the default and for Adam.
@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--time-limit", type=float, default=45.0)
     ap.add_argument("--only", nargs="+", default=list(ARCHITECTURES))
+    ap.add_argument("--seed", type=int, default=0, help="other weights and latents for every architecture")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, {args.samples} samples x = G(z*), "
           f"default invert with time_limit={args.time_limit:g}, Adam 4 restarts for the same wall time")
@@ -165,7 +166,7 @@ def main() -> None:
           f"{'adam4 G=x':>9} {'med err':>8} {'s':>6}")
     for name in args.only:
         build, nz = ARCHITECTURES[name]
-        seed = list(ARCHITECTURES).index(name)  # the same weights whichever are run
+        seed = list(ARCHITECTURES).index(name) + 1000 * args.seed  # the same weights whichever are run
         torch.manual_seed(seed)
         G = _bn_stats(build(), nz, seed)
         z = torch.randn(args.samples, nz, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
