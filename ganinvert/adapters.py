@@ -39,7 +39,18 @@ class _Tracer(fx.Tracer):
         self._leaf_types = tuple(converters)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, self._leaf_types) or super().is_leaf_module(m, qualname)
+        # a subclass that rewrites forward (an equalized-lr Conv2d scaling its input) is traced
+        # through: its converter would read the weights and miss what the new forward does
+        if any(isinstance(m, t) and type(m).forward is t.forward for t in self._leaf_types):
+            return True
+        return not isinstance(m, self._leaf_types) and super().is_leaf_module(m, qualname)
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            self.path_of_module(m)
+        except NameError:  # a module built inside forward (``PixelNorm()(x)``): traced through, as code
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
 
 
 class CallableGenerator(nn.Module):
@@ -113,8 +124,9 @@ def check_eval_mode(module: nn.Module) -> None:
 
 
 def _candidate_latent_shapes(gm: fx.GraphModule, module: nn.Module) -> list[tuple]:
-    return latent_shape_candidates([module, *(gm.get_submodule(node.target) for node in gm.graph.nodes
-                                              if node.op == "call_module")])
+    # the layers in call order; then in definition order (a layer traced through, not called)
+    called = [gm.get_submodule(node.target) for node in gm.graph.nodes if node.op == "call_module"]
+    return latent_shape_candidates([module, *called, *module.modules()])
 
 
 def latent_shape_candidates(modules) -> list[tuple]:

@@ -6,6 +6,7 @@ Sums, differences, concatenations and constant scales combine values and live in
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 from typing import Callable, Mapping
 
@@ -16,6 +17,7 @@ from torch import fx, nn
 from . import activations as acts
 from .converters import Affine, Converter, Piece, Reshape, fixed_linear, integer_scale, upsample_nearest
 from .errors import UnsupportedLayerError
+from .operators import Conv2d, ConvTranspose2d, Dense
 
 _RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
 _RESHAPE = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, "view", "reshape", "flatten",
@@ -57,6 +59,30 @@ LINEAR = frozenset({F.interpolate, F.upsample, F.upsample_nearest, F.upsample_bi
                     torch.pixel_unshuffle})
 
 
+def _weights(w: torch.Tensor, b, positions: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A functional layer's constant weight and bias in float64, the bias spread over ``positions``."""
+    return w.detach().to(torch.float64), None if b is None else b.detach().to(torch.float64).repeat_interleave(positions)
+
+
+def _f_linear(a: tuple, kw: dict, in_shape: tuple) -> list[Piece]:
+    w, b = _weights(a[1], _arg(a, kw, 2, "bias", None), 1)
+    return [Affine(Dense(w), b if b is not None else torch.zeros(w.shape[0], dtype=torch.float64))]
+
+
+def _f_conv(op_type, names: tuple[str, ...]):
+    """``F.conv2d`` / ``F.conv_transpose2d`` with a constant weight (what a Conv2d subclass's
+    forward calls): the convolution operator of the module converters."""
+    def build(a: tuple, kw: dict, in_shape: tuple) -> list[Piece]:
+        geometry = {n: _arg(a, kw, 3 + i, n, d) for i, (n, d) in enumerate(names)}
+        w = a[1].detach().to(torch.float64)
+        op = op_type(w, in_shape=in_shape, **geometry)
+        bias = _arg(a, kw, 2, "bias", None)
+        positions = math.prod(op.out_shape[1:])
+        b = torch.zeros(op.out_dim, dtype=torch.float64) if bias is None else _weights(w, bias, positions)[1]
+        return [Affine(op, b)]
+    return build
+
+
 def _pad(a: tuple, kw: dict, in_shape: tuple) -> list[Piece]:
     pad, mode = _arg(a, kw, 1, "pad", None), _arg(a, kw, 2, "mode", "constant")
     value = _arg(a, kw, 3, "value", None) or 0.0
@@ -83,6 +109,10 @@ def _transpose(a: tuple, kw: dict, in_shape: tuple) -> list[Piece]:
 #: ``(args, kwargs, in_shape) -> pieces`` for the functions whose pieces need their arguments
 BUILDERS: Mapping[object, Callable[[tuple, dict, tuple], list[Piece]]] = MappingProxyType({
     F.pad: _pad, torch.permute: _permute, "permute": _permute, torch.transpose: _transpose, "transpose": _transpose,
+    F.linear: _f_linear,
+    F.conv2d: _f_conv(Conv2d, (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))),
+    F.conv_transpose2d: _f_conv(ConvTranspose2d, (("stride", 1), ("padding", 0), ("output_padding", 0),
+                                                  ("groups", 1), ("dilation", 1))),
 })
 
 

@@ -155,7 +155,8 @@ class _Graph:
 
     def _const(self, arg, out: torch.Tensor) -> torch.Tensor:
         """A constant operand, broadcast to ``out``'s per-sample shape, flat in float64."""
-        t = torch.as_tensor(self.values[arg] if isinstance(arg, fx.Node) else arg)
+        raw = self.values[arg] if isinstance(arg, fx.Node) else arg
+        t = raw if isinstance(raw, torch.Tensor) else torch.as_tensor(raw, dtype=torch.float64)  # a Python number
         full = torch.broadcast_to(t.to(self.like), out.shape)
         if not bool((full == full[:1]).all()):
             raise UnsupportedLayerError("a value that depends neither on z nor on cond differs between the samples "

@@ -98,3 +98,33 @@ def test_what_is_not_linear_is_refused_with_its_reason_and_inverted_as_a_black_b
     with pytest.raises(gi.UnsupportedLayerError, match=why):
         gi.to_chain(G)
     assert why in gi.inspect(G).not_converted
+
+
+class EqualConv(nn.Conv2d):
+    """Equalized learning rate (PGGAN): the input scaled by a constant in a forward of its own."""
+
+    def forward(self, x):
+        return super().forward(x * (2 / (self.in_channels * self.kernel_size[0] ** 2)) ** 0.5)
+
+
+class EqualLinear(nn.Linear):
+    def forward(self, x):
+        return nn.functional.linear(x, self.weight * 0.1, self.bias)
+
+
+def test_a_layer_subclass_with_its_own_forward_is_traced_through_not_taken_for_its_base():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = EqualLinear(4, 32), EqualConv(2, 3, 3, padding=1)
+
+        def forward(self, z):
+            h = nn.LeakyReLU(0.2)(self.a(z))  # a module built inside forward: traced through too
+            return torch.tanh(self.b(h.view(-1, 2, 4, 4)))
+
+    G = _seeded(Net(), 5)
+    chain = gi.to_chain(G)
+    z = latents(3, 4, seed=7)
+    # 1e-13: the constants (0.1, sqrt(2/18)) are float64, not rounded to float32 on the way
+    torch.testing.assert_close(chain(z), G(z), rtol=1e-13, atol=1e-13)
+    assert [layer.act for layer in chain.layers] == [acts.LeakyReLU(0.2), acts.Tanh()]

@@ -334,6 +334,6 @@ class Auto(Inverter):
             raw.unique[todo[solved]] = uniq
         left = todo[best > rtol]  # no exact answer found: the closest fit in pixels instead
         if left.numel() and not budget.expired:
-            self._fallback(chain, x, raw, left, budget, why="no G(z) = x found (x is not proven out of range)"
-                                                            "; the searches' best latent")
+            self._fallback(chain, x, raw, left, budget, why="the exact searches found no G(z) = x (x is not proven "
+                                                            "out of range); from their best latent")
         return raw
