@@ -147,7 +147,7 @@ ARCHITECTURES = {
     "dcgan_upsample": (lambda: UpsampleDCGAN(), 100),
     "dcgan_upsample_no_lead_bn": (lambda: UpsampleDCGAN(lead_bn=False), 100),
     "sngan_cnn_args": (lambda: SNGANCNN(), 128),
-    "sngan_resnet": (lambda: SNGANResNet(), 128),
+    "sngan_resnet": (lambda c=64: SNGANResNet(c=c), 128),
     "pggan_pixelnorm": (lambda: PGGANish(), 64),
     "silu_mlp": (silu_mlp, 64),
 }
@@ -159,6 +159,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=45.0)
     ap.add_argument("--only", nargs="+", default=list(ARCHITECTURES))
     ap.add_argument("--seed", type=int, default=0, help="other weights and latents for every architecture")
+    ap.add_argument("--resnet-channels", type=int, default=64, help="the SNGAN ResNet's width (SNGAN's own: 256)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, {args.samples} samples x = G(z*), "
           f"default invert with time_limit={args.time_limit:g}, Adam 4 restarts for the same wall time")
@@ -168,7 +169,7 @@ def main() -> None:
         build, nz = ARCHITECTURES[name]
         seed = list(ARCHITECTURES).index(name) + 1000 * args.seed  # the same weights whichever are run
         torch.manual_seed(seed)
-        G = _bn_stats(build(), nz, seed)
+        G = _bn_stats(build(args.resnet_channels) if name == "sngan_resnet" else build(), nz, seed)
         z = torch.randn(args.samples, nz, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
         y = _labels(G, args.samples, seed + 2)
         cond = y or None

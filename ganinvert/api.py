@@ -11,14 +11,13 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .adapters import Converter, closed_over_tensors, to_chain
+from .adapters import Converter, to_chain
 from .blackbox import Generator, black_box
 from .budget import Budget
 from .chain import Chain
-from .conditions import ConditionsResult, each_condition, invert_candidates
+from .conditions import ConditionsResult, each_condition, invert_candidates, point_to_cond
 from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
-from .errors import (InvalidInputError, InversionError, ShapeMismatchError, SolverError,
-                     UnsupportedLayerError)
+from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError, UnsupportedLayerError
 from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
@@ -301,7 +300,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         image_chain, inverter, adapted = _adapt(generator, inverter, latent_shape=latent_shape, converters=converters,
                                                 check_chain=check_chain, seed=seed, differentiable=differentiable)
     except ShapeMismatchError as e:
-        _per_sample_closure(generator, x, e)
+        point_to_cond(generator, x, e)
         raise
     chain = image_chain if measurement is None else _measured(image_chain, measurement)
     xb, batched = _batch(x, chain.out_shape)
@@ -349,20 +348,6 @@ def _adapt(generator, inverter: Inverter, *, latent_shape, converters, check_cha
         note = f"not certifiable: {str(e).rstrip('.')}; inverted by {search.name} on gradients alone"
         logger.info("%s", note)
         return box, search, note
-
-
-def _per_sample_closure(generator, x, error: Exception) -> None:
-    """A callable that closes over a tensor with one row per sample of ``x`` (``lambda z: G(z,
-    labels)``) cannot run on the probe's batch: say so, and point to ``cond=``."""
-    if isinstance(generator, nn.Module) or not isinstance(x, torch.Tensor) or x.dim() < 2:
-        return
-    rows = {n: tuple(t.shape) for n, t in closed_over_tensors(generator).items()
-            if t.dim() and t.shape[0] == x.shape[0]}
-    if rows:
-        names = ", ".join(f"{n} {s}" for n, s in rows.items())
-        raise InvalidInputError(f"Expected: a generator of z alone, Got: a callable that closes over per-sample "
-                                f"tensors ({names}), so it cannot run on other batches. Fix: pass them as "
-                                "invert(G, x, cond=...), G taking (z, *cond)") from error
 
 
 def _differentiate(job: _Job, raw: RawSolution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,10 +415,6 @@ def _throw(result: InversionResult) -> None:
 
 def invert_conditions(generator: nn.Module, x: torch.Tensor, candidates: torch.Tensor | Sequence[torch.Tensor], *,
                       time_limit: float | None = None, **options) -> ConditionsResult:
-    """Which of the ``candidates`` conditions explain each image of ``x``: :func:`invert` with
-    ``cond=`` each candidate in turn (a tensor, or tuple of tensors, with one row per candidate,
-    e.g. ``torch.arange(10)`` for a class-conditional generator's labels), the time limit shared
-    among them. The result says per sample and candidate whether ``G(z, y) = x`` was reached
-    (certified by the exact engine where the generator converts) and which candidate fits best.
-    ``options``: those of :func:`invert`."""
+    """Which of the ``candidates`` conditions explain each image of ``x`` (:mod:`ganinvert.conditions`):
+    :func:`invert` with ``cond=`` each candidate in turn, the time limit shared among them."""
     return invert_candidates(invert, generator, x, candidates, time_limit=time_limit, **options)

@@ -5,7 +5,7 @@ image.
 generator with that condition fixed (:class:`~ganinvert.adapters.Conditioned`) is a generator of
 ``z`` alone, whose every value computed from the condition (a label's embedding, its
 concatenation with ``z``, a product with an embedding) is a constant of the chain, so the exact
-engine runs on it as on any chain. :func:`invert_conditions` tries every candidate condition on
+engine runs on it as on any chain. :func:`invert_candidates` tries every candidate condition on
 every sample and says which admit ``G(z, y) = x``.
 """
 
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch import nn
 
-from .adapters import Conditioned
+from .adapters import Conditioned, closed_over_tensors
 from .errors import InvalidInputError
 from .result import InversionResult
 
@@ -77,7 +78,7 @@ def each_condition(invert: Callable[..., InversionResult], generator, x: torch.T
 
 @dataclass
 class ConditionsResult:
-    """What :func:`invert_conditions` returns, for ``B`` samples and ``C`` candidate conditions.
+    """What :func:`ganinvert.invert_conditions` returns, for ``B`` samples and ``C`` candidate conditions.
 
     Attributes:
         results: one :class:`InversionResult` per candidate.
@@ -101,7 +102,13 @@ class ConditionsResult:
 
 def invert_candidates(invert: Callable[..., InversionResult], generator, x: torch.Tensor, candidates: object, *,
                       time_limit: float | None = None, **options) -> ConditionsResult:
-    """Every candidate condition on every sample (the body of :func:`ganinvert.invert_conditions`)."""
+    """Which of the ``candidates`` conditions explain each image of ``x``: :func:`ganinvert.invert`
+    with ``cond=`` each candidate in turn (a tensor, or tuple of tensors, with one row per candidate,
+    e.g. ``torch.arange(10)`` for a class-conditional generator's labels), the time limit shared
+    among them. The result says per sample and candidate whether ``G(z, y) = x`` was reached
+    (certified by the exact engine where the generator converts) and which candidate fits best.
+    ``options``: those of :func:`ganinvert.invert`. (The body of :func:`ganinvert.invert_conditions`,
+    which passes ``invert``.)"""
     parts = as_conditions(candidates)
     if any(p.dim() == 0 or p.shape[0] != parts[0].shape[0] for p in parts):
         raise InvalidInputError(f"Expected: candidates as a tensor (or tuple of tensors) with one row per candidate "
@@ -116,3 +123,17 @@ def invert_candidates(invert: Callable[..., InversionResult], generator, x: torc
     admits = torch.stack([r.solved for r in results], 1)
     best = torch.where(torch.isnan(residual), torch.full_like(residual, float("inf")), residual).argmin(1)
     return ConditionsResult(results, residual, admits, best)
+
+
+def point_to_cond(generator, x, error: Exception) -> None:
+    """A callable that closes over a tensor with one row per sample of ``x`` (``lambda z: G(z,
+    labels)``) cannot run on the probe's batch: say so, and point to ``cond=``."""
+    if isinstance(generator, nn.Module) or not isinstance(x, torch.Tensor) or x.dim() < 2:
+        return
+    rows = {n: tuple(t.shape) for n, t in closed_over_tensors(generator).items()
+            if t.dim() and t.shape[0] == x.shape[0]}
+    if rows:
+        names = ", ".join(f"{n} {s}" for n, s in rows.items())
+        raise InvalidInputError(f"Expected: a generator of z alone, Got: a callable that closes over per-sample "
+                                f"tensors ({names}), so it cannot run on other batches. Fix: pass them as "
+                                "invert(G, x, cond=...), G taking (z, *cond)") from error
