@@ -24,12 +24,8 @@ import torch
 
 import ganinvert as gi
 from ganinvert import models
+from ganinvert.metrics import sample_metrics
 from ganinvert.models.data import load_mnist
-
-
-def psnr(x_hat: torch.Tensor, x: torch.Tensor, data_range: float) -> float:
-    mse = (x_hat.reshape(x.shape[0], -1) - x.reshape(x.shape[0], -1)).square().mean(1)
-    return (10 * torch.log10(data_range ** 2 / mse)).median().item()
 
 
 def run(name: str, n: int) -> None:
@@ -44,7 +40,7 @@ def run(name: str, n: int) -> None:
         t0 = time.perf_counter()
         r = gi.invert(chain, x, method=method)
         ms = 1000 * (time.perf_counter() - t0) / n
-        rows[label] = (psnr(r.x_hat, x, span), ms)
+        rows[label] = (sample_metrics(r, x, data_range=span)["psnr"].median().item(), ms)
         proven = sum("(proven" in msg for msg in r.messages)
         stages = {k[7:]: round(v, 2) for k, v in r.timings.items() if k.startswith("stage: ")}
         print(f"{name:26s} {label:8s} PSNR {rows[label][0]:6.2f} dB  {ms:7.1f} ms/sample"
