@@ -258,10 +258,12 @@ def to_chain(module: nn.Module | Chain, *, latent_shape: Sequence[int] | None = 
         why = "".join(f"; on {(_PROBE_BATCH, *s)}: {type(e).__name__}: {e}" for s, e in errors.items())
         last = next(reversed(errors.values()), None)  # the cause shown in the traceback
         got = f"latent_shape={tuple(latent_shape)}" if latent_shape is not None else "no latent_shape"
+        more = any(isinstance(e, TypeError) and "required positional argument" in str(e) for e in errors.values())
+        hint = ("Fix: forward takes inputs besides z: pass them as invert(G, x, cond=...)" if more else
+                "Hint: pass latent_shape=(...), the per-sample shape of z the generator takes.")
         raise ShapeMismatchError(
             f"Expected: a latent shape {_name(module)} runs on, Got: {got}; could not run {_name(module)} on "
-            f"latents of shape {[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. Hint: pass "
-            "latent_shape=(...), the per-sample shape of z the generator takes.") from last
+            f"latents of shape {[(_PROBE_BATCH, *s) for s in shapes] or 'unknown'}{why}. {hint}") from last
     in_shape = probe_ok[0]
 
     chain = lift(gm, torch.randn(_PROBE_BATCH, *in_shape, generator=gen).to(dtype=dtype, device=device), table)

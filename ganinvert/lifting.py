@@ -12,7 +12,6 @@ directly) is a constant and folds into the biases.
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
 from dataclasses import dataclass
@@ -90,42 +89,29 @@ class _Lifter:
         return tuple(self.layers) + (Layer(self._op(out), out.bias, acts.Identity(), out.shape),)
 
 
-def _attr(gm: fx.GraphModule, target: str):
-    return functools.reduce(getattr, target.split("."), gm)
+class _Recorder(fx.Interpreter):
+    """Runs the graph once (torch.fx's interpreter) and keeps every node's value; extra ``forward``
+    arguments take their defaults (``*args`` and ``**kwargs`` none: SNGAN's ``forward(self, z, *args)``)."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[fx.Node, object] = {}
+
+    def run_node(self, n: fx.Node):
+        self.values[n] = out = super().run_node(n)
+        return out
+
+    def placeholder(self, target, args, kwargs):
+        # (a second required argument never gets here: the probe that found the latent shape failed)
+        return {} if str(target).startswith("**") else super().placeholder(target, args, kwargs)
 
 
 def evaluate(gm: fx.GraphModule, z: torch.Tensor) -> dict[fx.Node, object]:
-    """Every node's value on the probe latents ``z``; extra ``forward`` arguments take their
-    defaults (``*args`` and ``**kwargs`` none: SNGAN's ``forward(self, z, *args)``)."""
-    values: dict[fx.Node, object] = {}
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            if values:
-                name = str(node.target)
-                if name.startswith("*"):
-                    values[node] = {} if name.startswith("**") else ()
-                elif not node.args:
-                    raise UnsupportedLayerError(f"forward takes a second required argument '{name}'; generators take z "
-                                                f"alone. Fix: pass the other inputs as invert(..., cond=...)")
-                else:
-                    values[node] = node.args[0]
-            else:
-                values[node] = z
-            continue
-        if node.op == "output":
-            break
-        args = fx.node.map_arg(node.args, lambda n: values[n])
-        kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
-        with torch.no_grad():
-            if node.op == "get_attr":
-                values[node] = _attr(gm, node.target)
-            elif node.op == "call_module":
-                values[node] = gm.get_submodule(node.target)(*args, **kwargs)
-            elif node.op == "call_function":
-                values[node] = node.target(*args, **kwargs)
-            else:
-                values[node] = getattr(args[0], node.target)(*args[1:], **kwargs)
-    return values
+    """Every node's value on the probe latents ``z``."""
+    recorder = _Recorder(gm)
+    with torch.no_grad():
+        recorder.run(z)
+    return recorder.values
 
 
 def _where(node: fx.Node) -> str:

@@ -128,3 +128,16 @@ def test_a_layer_subclass_with_its_own_forward_is_traced_through_not_taken_for_i
     # 1e-13: the constants (0.1, sqrt(2/18)) are float64, not rounded to float32 on the way
     torch.testing.assert_close(chain(z), G(z), rtol=1e-13, atol=1e-13)
     assert [layer.act for layer in chain.layers] == [acts.LeakyReLU(0.2), acts.Tanh()]
+
+
+def test_a_second_required_argument_points_to_cond():
+    class Cond(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 8)
+
+        def forward(self, z, labels):
+            return self.a(z) + labels[:, None]
+
+    with pytest.raises(gi.ShapeMismatchError, match=r"missing 1 required positional argument: 'labels'.*cond="):
+        gi.to_chain(_seeded(Cond(), 6), latent_shape=(3,))
