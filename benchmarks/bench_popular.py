@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import ganinvert as gi
+from ganinvert import models
 
 
 def _labels(G: nn.Module, n: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -165,16 +166,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="other weights and latents for every architecture")
     ap.add_argument("--resnet-channels", type=int, default=64, help="the SNGAN ResNet's width (SNGAN's own: 256)")
     ap.add_argument("--saturate", type=float, default=1.0, help="scale the last layer's weight and bias by this")
+    ap.add_argument("--shipped", nargs="*", default=[], help="shipped (trained) generators to run instead, e.g. mlp_gan")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, {args.samples} samples x = G(z*), "
           f"default invert with time_limit={args.time_limit:g}, Adam 4 restarts for the same wall time")
     print(f"{'architecture':<27} {'taken as':<10} {'default G=x':>11} {'med err':>8} {'s':>6} "
           f"{'adam4 G=x':>9} {'med err':>8} {'s':>6}")
-    for name in args.only:
-        build, nz = ARCHITECTURES[name]
-        seed = list(ARCHITECTURES).index(name) + 1000 * args.seed  # the same weights whichever are run
-        torch.manual_seed(seed)
-        G = _bn_stats(build(args.resnet_channels) if name == "sngan_resnet" else build(), nz, seed)
+    for name in args.shipped or args.only:
+        seed = (list(ARCHITECTURES).index(name) if name in ARCHITECTURES else 0) + 1000 * args.seed
+        if args.shipped:  # trained: its own BatchNorm statistics
+            m = models.load(name)
+            G, nz = m.generator.double().eval(), m.latent_dim
+        else:
+            build, nz = ARCHITECTURES[name]
+            torch.manual_seed(seed)  # the same weights whichever are run
+            G = _bn_stats(build(args.resnet_channels) if name == "sngan_resnet" else build(), nz, seed)
         last = [m for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))][-1]
         with torch.no_grad():
             last.weight.mul_(args.saturate)
