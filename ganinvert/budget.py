@@ -17,7 +17,8 @@ import math
 import re
 import sys
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -60,6 +61,21 @@ class Budget:
         if self.stopped_in is None:
             self.stopped_in = self._stage
         return True
+
+    @contextmanager
+    def share(self, seconds: float) -> Iterator["Budget"]:
+        """Within the block the deadline comes at most ``seconds`` from now (one stage's share of
+        the time); after it the call's own deadline is back, and a stop the share alone caused is
+        not reported as the time limit's."""
+        own = self.deadline
+        cap = self._clock() + max(0.0, float(seconds))
+        self.deadline = cap if own is None else min(own, cap)
+        try:
+            yield self
+        finally:
+            self.deadline = own
+            if own is None or self._clock() < own:
+                self.stopped_in = None
 
     def set_total(self, n: int) -> None:
         """Start the bar for ``n`` samples (known once the input is validated)."""

@@ -23,6 +23,7 @@ from ganinvert.models.reference import paper_decoder, reference_path
 from ganinvert.models.registry import read_tensor_dict
 
 from ..inverters import Inverter
+from .images import image_files, read_images
 from ..nets import random_mlp
 from ..report import inspect
 
@@ -99,13 +100,15 @@ def _weights_path(spec: str) -> Path:
 
 class Observed(NamedTuple):
     """One data set: ``x``, the latents ``z*`` that drew it (None for real digits), ``mask`` (True
-    where a pixel is observed, shared by the samples; None when every pixel is) and ``cond``, a
-    conditional generator's labels (None for the others)."""
+    where a pixel is observed, shared by the samples; None when every pixel is), ``cond``, a
+    conditional generator's labels (None for the others), and ``files``, the image files ``x``
+    was read from (``data=images``; None for the others)."""
 
     x: torch.Tensor
     z: torch.Tensor | None
     mask: torch.Tensor | None
     cond: torch.Tensor | None = None
+    files: list[Path] | None = None
 
 
 def n_classes(cfg: DictConfig) -> int:
@@ -143,7 +146,26 @@ def observations(cfg: DictConfig, G, latent_dim: int, pixel_range) -> dict[str, 
                                pixel_range="tanh" if pixel_range[0] < 0 else "unit")
         pick = torch.linspace(0, len(x) - 1, min(cfg.data.mnist.n, len(x))).long()  # every class
         out["mnist"] = Observed(x[pick].double(), None, None, labels[pick] if classes else None)
+    if "images" in cfg.data:
+        out["images"] = _images(cfg.data.images, G, latent_dim, pixel_range, classes)
     return out
+
+
+def _images(spec: DictConfig, G, latent_dim: int, pixel_range, classes: int) -> Observed:
+    """``data.images``: the folder's files as the generator draws images (:mod:`.images`)."""
+    if classes and spec.get("label") is None:
+        raise ValueError(f"this generator is conditional on {classes} classes: Expected data.images.label=<class> "
+                         "(every image of the folder is inverted under it)")
+    y = None if not classes else torch.full((1,), int(spec.label), dtype=torch.long)
+    with torch.no_grad():  # the shape of what G draws
+        shape = tuple((G(torch.zeros(1, latent_dim, dtype=torch.float64)) if y is None
+                       else G(torch.zeros(1, latent_dim, dtype=torch.float64), y)).shape[1:])
+    if len(shape) != 3:
+        raise ValueError(f"the generator draws tensors of shape {shape}; Expected images (C, H, W) to read files into")
+    files = image_files(spec.dir)
+    x = read_images(files, shape=shape, pixel_range=pixel_range, fit=spec.get("fit", "crop"),
+                    invert_colors=bool(spec.get("invert_colors", False)))
+    return Observed(x, None, None, None if y is None else y.expand(len(files)).clone(), files)
 
 
 def _noise(dist: str, shape, g: torch.Generator) -> torch.Tensor:

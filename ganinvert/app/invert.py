@@ -23,6 +23,7 @@ from ..blackbox import black_box
 from ..errors import UnsupportedLayerError
 from ..metrics import columns, sample_metrics, sample_rows, summarize
 from .config import build_generator, inverters, n_classes, observations
+from .images import write_reconstructions
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -53,7 +54,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                     cfg.model.name, n)
         del data[dname]
     rows, summary, latents, shown = [], {}, {}, {}
-    for dname, (x, z, mask, cond) in data.items():
+    for dname, (x, z, mask, cond, files) in data.items():
         x = x.reshape(x.shape[0], *chain.out_shape)
         mask = None if mask is None else mask.reshape(x.shape)
         data_range = float(x.max() - x.min()) or 1.0
@@ -69,6 +70,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             rows += sample_rows(r, per_sample, data=dname, method=mname)
             latents[f"{dname}/{mname}"] = r.z.detach().cpu()
             shown[dname][mname] = r.x_hat[cols]
+            if files is not None:  # your own images: the reconstructions go beside them
+                spec = cfg.data.images
+                written = write_reconstructions(r.x_hat, files, pixel_range=pixel_range, tag=f"{cfg.model.name}-{mname}",
+                                                out=spec.get("out"), invert_colors=bool(spec.get("invert_colors", False)))
+                log.info("%s: %d reconstructions written, e.g. %s", mname, len(written), written[0])
     commit = source_commit()
     metrics = {"model": cfg.model.name, "seed": cfg.seed, "ganinvert": version("ganinvert"), "git_commit": commit,
                "config": OmegaConf.to_container(cfg, resolve=True), "results": summary}

@@ -1,159 +1,102 @@
-"""``method="auto"``: every exact tool in turn, stopping per sample at the first answer with
-``G(z) = x`` (docs/design.md §3.2, §3.3):
+"""``method="auto"``, the default: at every moment a pixel-space fit at least as good as Adam's
+after the same time, and the exact, certified answer wherever one can be found (docs/design.md
+§3.6). Its stages, each stopped by the budget's time limit:
 
-1. the layer-wise pass (certified least squares, then the layer LP). It also records each
-   sample's *anchor*: how far down every layer had a single-point pre-image, and the exact output
-   of the layer where that stopped (:class:`~ganinvert.inverters.base.Anchors`). The search below
-   runs only on the layers under the anchor, against that output (a 64-256-256-784 MLP GAN is
-   searched as 64-256-256 against its recovered second hidden layer, below the Tanh);
-2. for the samples it leaves without ``G(z) = x``, Levenberg-Marquardt on the last
-   pre-activation (:func:`~ganinvert.search.lm.levenberg_marquardt`), from up to ``starts``
-   starts in waves while the sample is open: the layer-wise estimate, ``z = 0``, then random
-   draws. Measured on the shipped DCGAN, this replaced Adam (4 restarts x 300 steps + 200 L-BFGS)
-   as the seed stage: 50 of 50 samples solved at 0.34 s each, where Adam's seeds and the pattern
-   descent solved 44% at 8.6 s;
-3. for those still open, the activation-pattern descent
-   (:func:`~ganinvert.search.pattern.solve_pattern_lp`) from the LM end points, closest first;
-4. then ``kicks`` rounds of iterated local search: each seed whose descent ended in a local
-   minimum of the l_inf misfit (not at the round limit while still descending, as on large conv
-   generators, where a kick would only restart a long walk) is moved by Gaussian noise of
-   ``kick_scale * ||z|| / sqrt(k)`` and the descent runs again from there. A kick is a cheaper
-   way out of a local minimum than a fresh restart (measured on the paper's decoder).
-
-Observations the layer-wise pass proves out of range (real digits, heavy noise: the last layer's
-misfit is positive, proven by least squares on its pinned rows where they overdetermine its input,
-else by its LP) have no exact answer to search for; they take the projected fallback instead
-(:meth:`Auto._fallback`): Adam and L-BFGS on ``||G(z) - x||^2`` from the projected layer-wise
-estimate and from random starts, the best kept; status APPROXIMATE with the residual. Measured on
-64 real held-out digits (``benchmarks/bench_real.py``), this costs 1.4x what Adam alone costs
-where least squares gives the proof, and fits as well; where only the LP can give it (Sigmoid or
-Tanh outputs, whose background pixels sit at the asymptote), the LP dominates (about 6x Adam).
-
-An answer found by stages 2-4 is certified the same way as a layer-wise one: walking down the
-generator from ``G(z)``, every layer's pre-image of its true output must be a single point,
-and then ``z = z*``; otherwise the status is EXACT_NONUNIQUE (``G(z) = x``, ``z`` maybe not
-``z*``). A sample whose anchor layer was proven ambiguous skips that check. Generators with
-non-piecewise-linear hidden activations have no regions to walk: there stage 2 is Adam's
-restarts (``adam``) and its best restart is kept. Every stage stops at the budget's time limit.
+1. **The cheap exact check**: the layer-wise pass with its least-squares fast path only, no LP
+   (``Layerwise(lp=False)``). On x = G(z*) with expanding layers it certifies z = z* at once; where
+   a layer's pinned rows overdetermine its input it proves x out of range (a real digit under a
+   decoder whose every output row is an equation).
+2. **The pixel fit** for every sample still open: L-BFGS on ``||G(z) - x||^2``
+   (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior (from the projected layer-wise
+   estimate where x was proven out of range), at most ``fit_steps`` iterations.
+3. **The decision**: a sample not proven out of range takes the exact route when its fit came
+   within ``near`` of x (relative residual), or when the cheap check pinned the last layer's input
+   (x is exactly in that layer's range, with a single pre-image: where the layer's pinned rows
+   overdetermine its input, as on the paper's 20-60-784 decoder, no real image passes that) — the exact route (:mod:`~ganinvert.inverters.exact`: the layer-wise
+   pass with its LPs, Levenberg-Marquardt from the fit's end and other starts, the pattern
+   descent, kicks), and its answer is certified. A sample whose fit stays further away is not
+   near the range, and the LPs and searches (seconds per sample) would only prove it: measured
+   on 16 real held-out digits per shipped generator, the fit of a real digit ends at a relative
+   residual of 4e-2 or more (``dcgan``; 1e-1 or more on ``mlp_gan``, 2e-1 on ``mnist_mlp``); the
+   fit of an x = G(z*) is within 1.3e-2 after a quarter of Adam's time, on generators whose last
+   layer is scaled x3 to saturate too (``benchmarks/bench_curves.py``; design §3.6).
+4. **The projection** for every sample still without ``G(z) = x``: its current latent and
+   ``fit_restarts`` random draws, ``fit_steps`` L-BFGS iterations each as one batch, the best
+   kept. Status APPROXIMATE with the residual; the message says why (the proof, the distance,
+   or that the exact searches found nothing).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import nullcontext
 
 import torch
 
-from ..backward import BackwardPass
 from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError, LayerTooLargeError
 from ..linearize import piecewise_linear
 from ..search.lm import levenberg_marquardt
-from ..search.pattern import kick_descent, solve_pattern_lp
+from ..search.fit import fit_pixels
 from ..streams import SeedStream
 from .adam import Adam
 from .base import Inverter, RawSolution
+from .exact import ExactRoute, certify_along
 from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
-
-def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Layerwise) -> torch.Tensor:
-    """``(B, L)`` bool: layer ``i``'s pre-image of its output at ``z`` is the single point it was
-    given. All True proves that ``z`` is the only latent with this ``G(z)``; when some layer
-    cannot be checked (see :class:`Layerwise`'s size limits) nothing is solved and all is False."""
-    B, L = z.shape[0], len(chain)
-    unique = torch.zeros(B, L, dtype=torch.bool)
-    for layer in chain.layers:
-        n, k = layer.op.out_dim, layer.op.in_dim
-        if n * k > layerwise.max_dense_entries or (k > layerwise.max_lp_dim and n < k):
-            return unique  # a layer too large to check, or contracting past the LP limit: z = z* is out of reach
-    with torch.no_grad():
-        outs = chain.forward_all(z)
-
-    def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
-        sol = layerwise.solve_layer(chain, i, A, y, rtol=rtol, fast_path=True)
-        unique[rows.cpu(), i] = (sol.unique & sol.solver_ok).cpu()
-        return sol.u, torch.ones_like(sol.solver_ok)  # every layer is checked at its own known target
-
-    BackwardPass(chain, max_dense_entries=layerwise.max_dense_entries).run(outs[-1], step, targets=outs)
-    return unique
+_PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
-#: the tag of an answer from LM start w: the layer-wise estimate, z = 0, a random draw
-_LM_TAGS = ("lm", "lm(zero start)", "lm(random start)")
-
-
-class _Record:
-    """The search's best answer per sample so far: ``z`` (B, k), its ``residual`` (B,) and the
-    ``tags`` of the stage that found it; samples solved are counted on the budget's bar."""
-
-    def __init__(self, z0: torch.Tensor, rtol: float, budget: Budget) -> None:
-        self.z, self.rtol, self.budget = z0.clone(), rtol, budget
-        self.residual = torch.full((z0.shape[0],), float("inf"), dtype=z0.dtype)
-        self.tags = [""] * z0.shape[0]
-
-    @property
-    def open(self) -> torch.Tensor:
-        """``(B,)`` bool: no ``G(z) = x`` yet."""
-        return self.residual > self.rtol
-
-    def take(self, cand: torch.Tensor, res: torch.Tensor, rows: torch.Tensor, label) -> None:
-        """Candidates ``cand`` (b, k) with residuals ``res`` (b,) for ``rows`` (start ``r // B`` of
-        sample ``r % B``), kept where they beat the sample's best; ``label(start)`` tags them."""
-        B = self.z.shape[0]
-        was = int((self.residual <= self.rtol).sum())
-        for j, r in enumerate(rows.tolist()):
-            i = r % B
-            if res[j] < self.residual[i]:
-                self.residual[i], self.z[i], self.tags[i] = res[j], cand[j], label(r // B)
-        self.budget.finished(int((self.residual <= self.rtol).sum()) - was)
-
-
-class Auto(Inverter):
-    """Layer-wise LP, then Levenberg-Marquardt from several starts, the activation-pattern
-    descent from their ends and kicks, below each sample's anchor (see the module doc).
+class Auto(ExactRoute, Inverter):
+    """The cheap exact check, the pixel fit, the exact route for samples near the range, the
+    projection for the rest (see the module doc).
 
     Args:
-        layerwise: the first stage and the certifier (default ``Layerwise()``).
-        starts: Levenberg-Marquardt starts per open sample (the layer-wise estimate, ``z = 0``,
-            then random draws of ``N(0, adam.init_std^2 I)``), tried in turn while it is open.
+        layerwise: the exact route's first stage and the certifier (default ``Layerwise()``); its
+            fast path alone (``lp=False``) is the cheap check.
+        starts: Levenberg-Marquardt starts per open sample (the pixel fit's end, ``z = 0``, then
+            random draws of ``N(0, adam.init_std^2 I)``), tried in turn while it is open.
         lm_steps: Jacobians per Levenberg-Marquardt run.
-        adam: the search where hidden activations are not piecewise linear (default
+        adam: the exact route's search where hidden activations are not piecewise linear (default
             ``Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200, seed=seed)``;
-            its first restart starts at the layer-wise estimate); its ``init_std`` scales the
-            random LM starts.
+            its first restart starts at the pixel fit's end); its ``init_std`` scales the random
+            starts of LM and of the projection.
         pattern_seeds: LM end points per open sample the pattern descent starts from, closest
             fit first (each costs a whole descent; kicks then go on from these).
         pattern_rounds: pattern LPs per descent (each flips the walls that block it).
         kicks: rounds of kick-and-descend for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
-        seed: the random streams of the LM starts, the default Adam's starts and the kicks.
-        refine: the fallback's fit in pixels, for observations provably out of range and for
-            samples the searches leave without ``G(z) = x`` (default ``Adam(steps=300, lr=0.05,
-            restarts=3, polish=200, seed=seed)``; its first restart starts at the sample's current
-            latent, the projected layer-wise estimate for those out of range, the others at
-            random draws).
+        seed: the random streams of the LM starts, the default Adam's starts, the kicks and the
+            projection's starts.
+        near: the pixel fit's relative residual up to which a sample takes the exact route.
+        fit_steps: L-BFGS iterations of the pixel fit, and of each start of the projection.
+        fit_restarts: random starts of the projection, beside the sample's current latent.
     """
 
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
-                 adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20, kick_scale: float = 0.3,
-                 seed: int = 0, refine: Adam | None = None) -> None:
+                 adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20,
+                 kick_scale: float = 0.3, seed: int = 0, near: float = 0.02, fit_steps: int = 300,
+                 fit_restarts: int = 2) -> None:
         if (starts < 1 or lm_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
-                or not kick_scale > 0):
+                or not kick_scale > 0 or not near >= 0 or fit_steps < 0 or fit_restarts < 0):
             raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
-                                    f"kicks >= 0, kick_scale > 0, Got: starts={starts}, lm_steps={lm_steps}, "
-                                    f"pattern_seeds={pattern_seeds}, pattern_rounds={pattern_rounds}, kicks={kicks}, "
-                                    f"kick_scale={kick_scale}")
+                                    f"kicks >= 0, kick_scale > 0, near >= 0, fit_steps >= 0, fit_restarts >= 0, "
+                                    f"Got: starts={starts}, lm_steps={lm_steps}, pattern_seeds={pattern_seeds}, "
+                                    f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}, "
+                                    f"near={near}, fit_steps={fit_steps}, fit_restarts={fit_restarts}")
         self.starts, self.lm_steps, self.pattern_seeds = int(starts), int(lm_steps), int(pattern_seeds)
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
                                  seed=seed)
-        self.refine = refine or Adam(steps=300, lr=0.05, restarts=3, polish=200, seed=seed)
         self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
         self.kick_scale, self.seed = float(kick_scale), int(seed)
+        self.near, self.fit_steps, self.fit_restarts = float(near), int(fit_steps), int(fit_restarts)
 
     def without_chain(self) -> Adam:
         """On a generator that could not be converted (a black box): the best search that needs
@@ -161,179 +104,190 @@ class Auto(Inverter):
         best, every sample its own problem (its answers are never certified)."""
         return Adam(steps=300, lr=0.05, restarts=4, polish=200, seed=self.seed)
 
-    def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
-                have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """Stages 2-4 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
-        rec = _Record(z0, rtol, budget)
-        if not piecewise_linear(chain):  # no activation regions to walk: Adam's restarts are the search
-            ends = self.adam.endpoints(chain, x, z0=z0, budget=budget)
-            k = chain.in_dim
-            res = chain.relative_residual(ends.reshape(-1, k), x.repeat(ends.shape[0], 1)).cpu()
-            rec.take(ends.reshape(-1, k), res, torch.arange(ends.shape[0] * x.shape[0]), lambda s: "adam")
-            return rec.z, rec.residual, rec.tags
-        at, res0 = self._lm_waves(chain, z0, x, rec, have_seed)
-        trapped = self._pattern_waves(chain, x, rec, at, res0)
-        self._kick_rounds(chain, x, rec, at, trapped)
-        return rec.z, rec.residual, rec.tags
-
-    def _lm_waves(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, rec: _Record,
-                  have_seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Levenberg-Marquardt from the layer-wise estimate, ``z = 0``, then random draws, one wave
-        per start while a sample is open. Returns every start's end ``(S * B, k)`` (nan: not
-        started; row ``w * B + i`` is start ``w`` of sample ``i``) and its residual ``(S * B,)``."""
-        B, k, dev, S, budget = x.shape[0], chain.in_dim, x.device, self.starts, rec.budget
-        at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
-        res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
-        starts = SeedStream(self.seed, "auto: LM starts", like=x).randn(S, k)  # start w: the same for every sample
-        for w in range(S):
-            if not rec.open.any() or budget.expired:
-                break
-            rows = (rec.open & (have_seed if w == 0 else torch.ones_like(have_seed))).nonzero().flatten()
-            if rows.numel() == 0:  # no layer-wise estimate to start from
-                continue
-            start = (z0[rows.to(dev)] if w == 0 else torch.zeros(rows.numel(), k, dtype=x.dtype, device=dev) if w == 1
-                     else self.adam.init_std * starts[w].expand(rows.numel(), k))
-            budget.stage(f"auto: Levenberg-Marquardt from start {w + 1} of {S}")
-            sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rec.rtol, steps=self.lm_steps,
-                                      budget=budget)
-            rec.take(sol.z, sol.residual.cpu(), rows + w * B, lambda s: _LM_TAGS[min(s, 2)])
-            at[(rows + w * B).to(dev)], res0[rows + w * B] = sol.z, sol.residual.cpu()
-        return at, res0
-
-    def _pattern_waves(self, chain: Chain, x: torch.Tensor, rec: _Record, at: torch.Tensor,
-                       res0: torch.Tensor) -> torch.Tensor:
-        """The pattern descent from each open sample's closest LM ends, ``pattern_seeds`` waves;
-        ``at`` takes the descents' ends. Returns ``(S * B,)`` bool: the seed's descent ended in a
-        local minimum (what the kicks restart)."""
-        B, dev, S = x.shape[0], x.device, self.starts
-        order = res0.view(S, B).argsort(0)  # per sample, its LM ends from the closest fit
-        trapped = torch.zeros(S * B, dtype=torch.bool)
-        xs = x.repeat(S, 1)
-        for w in range(min(S, self.pattern_seeds)):
-            rows = order[w] * B + torch.arange(B)
-            rows = rows[rec.open & res0[rows].isfinite()]
-            if rows.numel() == 0 or rec.budget.expired:
-                break
-            rec.budget.stage(f"auto: pattern LP from LM end {w + 1}")
-            sol = solve_pattern_lp(chain, at[rows.to(dev)], xs[rows.to(dev)], rtol=rec.rtol,
-                                   rounds=self.pattern_rounds, budget=rec.budget)
-            rec.take(sol.z, sol.residual.cpu(), rows, lambda s: "lm>pattern")
-            at[rows.to(dev)], trapped[rows] = sol.z, sol.local_min.cpu()
-            logger.info("auto: after pattern wave %d, %d of %d samples open", w + 1, int(rec.open.sum()), B)
-        return trapped
-
-    def _kick_rounds(self, chain: Chain, x: torch.Tensor, rec: _Record, at: torch.Tensor,
-                     trapped: torch.Tensor) -> None:
-        """``kicks`` rounds of :func:`~ganinvert.search.pattern.kick_descent` for the trapped seeds
-        of samples still open; round ``n`` kicks LM end ``w`` by the same draw for every sample."""
-        B, k, dev = x.shape[0], chain.in_dim, x.device
-        rows, xs = trapped.nonzero().flatten(), x.repeat(self.starts, 1)
-        draws = SeedStream(self.seed, "auto: kicks", like=x)
-        for n in range(1, self.kicks + 1):
-            noise = draws.randn(self.starts, k)  # round n's kick of each LM end w, drawn whoever is still open
-            live = rows[rec.open[rows % B] & trapped[rows]]
-            if live.numel() == 0 or rec.budget.expired:
-                break
-            rec.budget.stage(f"auto: kick {n} of {self.kicks}")
-            sol = kick_descent(chain, at[live.to(dev)], xs[live.to(dev)], noise[(live // B).to(dev)],
-                               scale=self.kick_scale, rtol=rec.rtol, rounds=self.pattern_rounds,
-                               group=(live % B).to(dev), budget=rec.budget)
-            at[live.to(dev)] = sol.z
-            trapped[live] = sol.local_min.cpu()
-            rec.take(sol.z, sol.residual.cpu(), live, lambda s, n=n: f"lm>pattern+{n} kicks")
-            logger.info("auto: after kick %d, %d of %d samples open", n, int(rec.open.sum()), B)
-
-    def _anchored(self, chain: Chain, raw: RawSolution, todo: torch.Tensor, z0: torch.Tensor, x: torch.Tensor,
-                  *, rtol: float, have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, list[str]]:
-        """The search for the open samples ``todo``, each below its anchor: where the layer-wise
-        pass pinned the output of layer ``level - 1`` exactly (every layer above has a
-        single-point pre-image), only layers ``0..level-1`` are searched, with that output as
-        the target. The layers above then add nothing to find (on a 64-256-256-784 MLP GAN the
-        search runs on 64-256-256 against the recovered second hidden layer instead of through
-        the Tanh: 20 of 20 samples solved where the whole chain solved 0 of 10). A tag ``...@l`` in
-        the method path says the search ran below layer ``l``'s pinned output."""
-        L = len(chain)
-        level = raw.anchors.level[todo] if raw.anchors is not None else torch.full((todo.numel(),), L)
-        z, tags = z0.clone(), [""] * todo.numel()
-        for lvl in sorted(set(level.tolist()), reverse=True):
-            sel = (level == lvl).nonzero().flatten()
-            if lvl == 0:  # z itself is pinned: nothing left to search
-                continue
-            if lvl == L:
-                sub, y = chain, x[sel.to(x.device)]
-            else:
-                sub, y = Chain(chain.layers[:lvl], chain.in_shape), raw.anchors.target(lvl, todo[sel]).to(x.device)
-            zs, _, found = self._search(sub, z0[sel.to(x.device)], y, rtol=rtol, have_seed=have_seed[sel],
-                                        budget=budget)
-            z[sel.to(x.device)] = zs
-            for j, i in enumerate(sel.tolist()):
-                tags[i] = found[j] if lvl == L or not found[j] else f"{found[j]}@{lvl}"
-        return z, tags
-
-    def _fallback(self, chain: Chain, x: torch.Tensor, raw: RawSolution, off: torch.Tensor, budget: Budget,
-                  *, why: str) -> None:
-        """The projected fallback (docs/design.md §4.4) for samples ``off`` left without ``G(z) = x``:
-        Adam + L-BFGS on ``||G(z) - x||^2`` from their current latent and from random starts (a
-        projection in pre-activation space can sit where a Sigmoid or Tanh output saturates, with
-        no gradient to leave by), kept where it fits x better. For an ``x`` proven out of the last
-        layer's range, the current latent is the layer-wise pass's projection (every layer's
-        target projected: the least-squares point of its pinned rows, or its LP point, the least
-        l_inf misfit inside the layer's input box). The status is APPROXIMATE with the residual;
-        ``why`` (the proof, or that the searches found no exact answer) starts the message."""
-        o = off.to(x.device)
-        res = chain.relative_residual(raw.z[o], x[o]).cpu()
-        z = self.refine.solve(chain, x[o], rtol=0.0, z0=raw.z[o], budget=budget).z
-        r = chain.relative_residual(z, x[o]).cpu()
-        msgs = [f"{why}: fitted by Adam + L-BFGS from there and from random starts, relative residual "
-                f"{min(r[j], res[j]):.2e}" for j in range(off.numel())]
-        raw.infeasible[off] = False  # a proof goes into the message; the status is APPROXIMATE
-        for j, i in enumerate(off.tolist()):
-            raw.messages[i] = msgs[j]
-        better = (r < res).nonzero().flatten()
-        raw.adopt(off[better], z[better.to(z.device)], methods=[f"{raw.methods[i]}>adam" for i in off[better].tolist()],
-                  messages=[msgs[j] for j in better.tolist()])
-
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
-        budget = budget or unlimited()
-        try:
-            raw = self.layerwise.solve(chain, x, rtol=rtol, budget=budget)
-        except LayerTooLargeError as e:  # a layer too large to write down: the search needs no matrix
-            raw = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device,
-                                    method="none")
-            raw.failed[:] = True
-            raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
+        budget, t0 = budget or unlimited(), time.perf_counter()
+        lw = self.layerwise
+        quick = Layerwise(solver=lw.solver, rank_rtol=lw.rank_rtol, layer_rtol=lw.layer_rtol,
+                          max_dense_entries=lw.max_dense_entries, max_lp_dim=lw.max_lp_dim, lp=False)
+        raw = _layerwise(quick, chain, x, rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z, x).cpu()
-        out = (res > rtol) & raw.infeasible & ~raw.failed  # provably no exact answer
-        todo = ((res > rtol) & ~out).nonzero().flatten()
-        if out.any():
-            self._fallback(chain, x, raw, out.nonzero().flatten(), budget,
-                           why="x is outside the generator's range (proven at its last layer: no input of that layer "
-                               "fits x); projected layer-wise estimate")
-        budget.finished(int(((res <= rtol) | out).sum()))  # solved, or out of range
+        proven = (res > rtol) & raw.infeasible & ~raw.failed  # least squares proved x out of range
+        budget.finished(int((res <= rtol).sum()))
+        todo = (res > rtol).nonzero().flatten()
         if todo.numel() == 0:
             return raw
-        t = todo.to(x.device)
-        failed = raw.failed[todo]
-        start = self.adam.init_std * SeedStream(self.seed, "auto: failed layer-wise", like=x).randn(1, chain.in_dim)
-        z0 = torch.where(failed.to(x.device)[:, None], start, raw.z[t])  # a random start where it failed
-        z, tag = self._anchored(chain, raw, todo, z0, x[t], rtol=rtol, have_seed=~failed, budget=budget)
-        best = chain.relative_residual(z, x[t]).cpu()
-        won = (best <= rtol) | (best < res[todo])
-        ambiguous = raw.anchors.ambiguous[todo] if raw.anchors is not None else torch.zeros_like(won)
-        solved = ((best <= rtol) & ~ambiguous).nonzero().flatten()  # an ambiguous layer: never z = z*
-        budget.stage("auto: certifying uniqueness")
-        uniq = (certify_along(chain, z[solved.to(x.device)], rtol=rtol, layerwise=self.layerwise)
-                if solved.numel() and not budget.expired else None)  # out of time: not certified
-        w = won.nonzero().flatten()
-        raw.adopt(todo[w], z[w.to(z.device)],
-                  methods=[f"{raw.methods[i]}>{tag[j]}" if tag[j] else raw.methods[i]
-                           for j, i in zip(w.tolist(), todo[w].tolist(), strict=True)],
-                  messages=[f"{tag[j] or 'layerwise'} answer ({raw.messages[i] or 'layer-wise pass not exact'})"
-                            for j, i in zip(w.tolist(), todo[w].tolist(), strict=True)])
-        if uniq is not None:
-            raw.unique[todo[solved]] = uniq
-        left = todo[best > rtol]  # no exact answer found: the closest fit in pixels instead
-        if left.numel() and not budget.expired:
-            self._fallback(chain, x, raw, left, budget, why="the exact searches found no G(z) = x (x is not proven "
-                                                            "out of range); from their best latent")
+        L = len(chain)
+        pinned = raw.anchors.level[todo] < L if raw.anchors is not None else torch.zeros(todo.numel(), dtype=torch.bool)
+        fitted = self._fit(chain, x, raw, todo, proven, budget)
+        route = torch.zeros(x.shape[0], dtype=torch.long)  # 1: near, the exact route in full; 2: far, in a share
+        route[todo[((fitted <= self.near) | pinned) & ~proven[todo]]] = 1
+        near = (route == 1).nonzero().flatten()
+        if near.numel() and not budget.expired:
+            proven[near] = self._exact(chain, x, raw, near, rtol=rtol, budget=budget)
+        left = todo[chain.relative_residual(raw.z[todo.to(x.device)], x[todo.to(x.device)]).cpu() > rtol]
+        if left.numel() == 0:
+            return raw
+        self._project(chain, x, raw, left, proven=proven[left], budget=budget)
+        far = left[(route[left] == 0) & ~proven[left]]
+        share = time.perf_counter() - t0
+        if far.numel() and not budget.expired:  # the exact route, given as much time as the fit had
+            route[far] = 2
+            proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=share)
+        res = chain.relative_residual(raw.z, x).cpu()
+        left = left[res[left] > rtol]
+        self._explain(raw, left, res, proven=proven, route=route, fitted=dict(zip(todo.tolist(), fitted.tolist())),
+                      share=share)
+        budget.finished(left.numel())
         return raw
+
+    def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
+             budget: Budget) -> torch.Tensor:
+        """Stage 2 for the samples ``todo``: the pixel fit from a draw of the prior (the same for
+        every sample; ``z = 0`` is a stationary point of bias-free ReLU generators), or from the projected
+        layer-wise estimate where x was proven out of range; adopted where it fits better.
+        Returns the samples' relative residuals after it ``(len(todo),)``."""
+        t = todo.to(x.device)
+        draw = self.adam.init_std * SeedStream(self.seed, "auto: pixel fit", like=x).randn(1, chain.in_dim)
+        z0 = torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)
+        budget.stage("auto: pixel fit (L-BFGS)")
+        fit = fit_pixels(chain, x[t], z0[None], iters=self.fit_steps, budget=budget)
+        before = chain.relative_residual(raw.z[t], x[t]).cpu()
+        after = fit.residual.cpu()
+        won = (after < before).nonzero().flatten()
+        raw.adopt(todo[won], fit.z[won.to(x.device)],
+                  methods=[f"{raw.methods[i]}>lbfgs" if proven[i] else "lbfgs" for i in todo[won].tolist()],
+                  messages=[raw.messages[i] if proven[i] else "" for i in todo[won].tolist()])
+        raw.infeasible[todo[won]] = proven[todo[won]]  # the proof stands, whatever latent fits best
+        logger.info("auto: pixel fit of %d samples, median relative residual %.2e; %d within near=%g",
+                    todo.numel(), after.median().item(), int((after <= self.near).sum()), self.near)
+        return torch.minimum(before, after)
+
+    def _exact(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *, rtol: float,
+               budget: Budget, share: float | None = None) -> torch.Tensor:
+        """Stage 3 for the samples ``rows`` near the range: the layer-wise pass with its LPs, then
+        the searches (LM's first start: the fit's end) for those it leaves open, each answer kept
+        where it fits better than the fit; the solved ones certified. With ``share`` (seconds: a far
+        sample's), the pass runs within it, and so do the searches unless the pass reached ``z``
+        without proving x out of range. Returns ``(len(rows),)`` bool: proven out of range by the
+        pass's LP."""
+        t, k, dev = rows.to(x.device), chain.in_dim, x.device
+        xs, zfit = x[t], raw.z[t].clone()
+        have = chain.relative_residual(zfit, xs).cpu()
+        found = have <= rtol
+        proven = torch.zeros(rows.numel(), dtype=torch.bool)
+        ambiguous = torch.zeros(rows.numel(), dtype=torch.bool)
+        if found.any() and piecewise_linear(chain):  # inside the right region LM's next step is exact: z* to float64
+            f = found.nonzero().flatten()
+            sol = levenberg_marquardt(chain, zfit[f.to(dev)], xs[f.to(dev)], rtol=rtol, steps=self.lm_steps,
+                                      budget=budget)
+            better = (sol.residual.cpu() < have[f]).nonzero().flatten()
+            raw.z[rows[f[better]].to(dev)] = sol.z[better.to(dev)]
+            for i in rows[f[better]].tolist():
+                raw.methods[i] = f"{raw.methods[i]}>lm"
+        open_ = (~found).nonzero().flatten()
+        budget.finished(int(found.sum()))  # the searches count what they solve
+        if open_.numel():
+            t1 = time.perf_counter()
+            with budget.share(share) if share is not None else nullcontext():  # a far sample: the proof in its share
+                sub = _layerwise(self.layerwise, chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
+            res = chain.relative_residual(sub.z, xs[open_.to(dev)]).cpu()
+            proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
+            budget.finished(int((res <= rtol).sum()))
+            won = (res < have[open_]).nonzero().flatten()
+            for j in won.tolist():  # the pass's own answer, certificates and all
+                raw.scatter(rows[open_[j]].view(1), _one(sub, j))
+            have[open_[won]] = res[won]
+            go = ((res > rtol) & ~proven[open_]).nonzero().flatten()
+            # a far sample's pass that reached z without a proof leaves the searches their full time
+            # (x may well be G(z*) where the fit was stuck); one the share stopped or that had no
+            # LP to run gets what is left of the share
+            whole = share is None or bool((~sub.failed[go] & sub.layer_residuals[go, 0].isfinite()).all())
+            parts = [(go, None)] if whole else [
+                (go[~sub.failed[go] & sub.layer_residuals[go, 0].isfinite()], None),
+                (go[sub.failed[go] | ~sub.layer_residuals[go, 0].isfinite()], share - (time.perf_counter() - t1))]
+            for part, cap in parts:
+                if part.numel() and not budget.expired:
+                    with budget.share(cap) if cap is not None else nullcontext():
+                        ambiguous[open_[part]] = self._search_open(chain, raw, sub, rows[open_], part, zfit[open_.to(dev)],
+                                                                   xs[open_.to(dev)], have[open_], rtol=rtol, budget=budget)
+        res = chain.relative_residual(raw.z[t], xs).cpu()
+        solved = ((res <= rtol) & ~ambiguous & ~raw.unique[rows].all(1)).nonzero().flatten()
+        budget.stage("auto: certifying uniqueness")
+        if solved.numel() and not budget.expired:  # out of time: not certified
+            raw.unique[rows[solved]] = certify_along(chain, raw.z[rows[solved].to(dev)], rtol=rtol,
+                                                     layerwise=self.layerwise)
+        return proven
+
+    def _search_open(self, chain: Chain, raw: RawSolution, sub: RawSolution, rows: torch.Tensor, go: torch.Tensor,
+                     zfit: torch.Tensor, xs: torch.Tensor, have: torch.Tensor, *, rtol: float,
+                     budget: Budget) -> torch.Tensor:
+        """The searches for ``sub``'s samples ``go`` (rows ``rows[go]`` of ``raw``), LM first from the
+        fit's end ``zfit[go]``; adopted where they fit better than ``have``. Returns ``(len(go),)``
+        bool: the pass proved the sample's anchor layer ambiguous (never ``z = z*``)."""
+        dev = xs.device
+        z, tags = self._anchored(chain, sub, go, zfit[go.to(dev)], xs[go.to(dev)], rtol=rtol,
+                                 have_seed=torch.ones(go.numel(), dtype=torch.bool), budget=budget)
+        best = chain.relative_residual(z, xs[go.to(dev)]).cpu()
+        better = (best < have[go]).nonzero().flatten()
+        raw.adopt(rows[go[better]], z[better.to(dev)],
+                  methods=[f"{sub.methods[go[j]]}>{tags[j]}" if tags[j] else sub.methods[go[j]] for j in better.tolist()],
+                  messages=[f"{tags[j] or 'layerwise'} answer ({sub.messages[go[j]] or 'layer-wise pass not exact'})"
+                            for j in better.tolist()])
+        return sub.anchors.ambiguous[go] if sub.anchors is not None else torch.zeros(go.numel(), dtype=torch.bool)
+
+    def _project(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *,
+                 proven: torch.Tensor, budget: Budget) -> None:
+        """Stage 4 for the samples ``rows`` left without ``G(z) = x``: their current latent and
+        ``fit_restarts`` random draws, ``fit_steps`` L-BFGS iterations each, the best kept."""
+        t, k = rows.to(x.device), chain.in_dim
+        cur = raw.z[t]
+        before = chain.relative_residual(cur, x[t]).cpu()
+        draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
+        starts = torch.cat([cur[None], draws[:, None].expand(-1, rows.numel(), -1)])
+        budget.stage(f"auto: projection (L-BFGS from {1 + self.fit_restarts} starts)")
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget)
+        won = (fit.residual.cpu() < before).nonzero().flatten()
+        raw.z[rows[won].to(x.device)] = fit.z[won.to(x.device)]
+        raw.unique[rows[won]] = False
+        start = fit.start.cpu()
+        for j in won.tolist():
+            if start[j] > 0:
+                raw.methods[rows[j]] = f"{raw.methods[rows[j]]}>lbfgs(random start)"
+        raw.infeasible[rows] = proven  # the proof stands; the messages say it
+
+    def _explain(self, raw: RawSolution, rows: torch.Tensor, res: torch.Tensor, *, proven: torch.Tensor,
+                 route: torch.Tensor, fitted: dict[int, float], share: float) -> None:
+        """The samples ``rows`` end APPROXIMATE: each message says why no exact answer (the proof,
+        the exact route's search in full or in its share of the time) and how it was fitted."""
+        for i in rows.tolist():
+            if proven[i]:
+                why = _PROVEN
+            elif route[i] == 1:
+                why = "the exact searches found no G(z) = x (x is not proven out of range)"
+            else:
+                why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i]:.2e} > "
+                       f"near={self.near:g})" + (f"; the exact route, given as long as the fit took ({share:.2g} s), "
+                                                 "found no G(z) = x" if route[i] == 2 else ""))
+            raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then {self.fit_restarts} random starts), "
+                               f"relative residual {res[i]:.2e}")
+        raw.infeasible[rows] = False  # a proof goes into the message; the status is APPROXIMATE
+        raw.failed[rows] = False
+
+
+def _layerwise(lw: Layerwise, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget) -> RawSolution:
+    """``lw``'s pass; a layer too large to write down leaves every sample failed, with the reason
+    (the searches need no matrix)."""
+    try:
+        return lw.solve(chain, x, rtol=rtol, budget=budget)
+    except LayerTooLargeError as e:
+        raw = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device, method="none")
+        raw.failed[:] = True
+        raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
+        return raw
+
+
+def _one(sub: RawSolution, j: int) -> RawSolution:
+    """Sample ``j`` of ``sub`` as a batch of one (for :meth:`RawSolution.scatter`)."""
+    return RawSolution(z=sub.z[j:j + 1], layer_residuals=sub.layer_residuals[j:j + 1], unique=sub.unique[j:j + 1],
+                       methods=[sub.methods[j]], messages=[sub.messages[j]], infeasible=sub.infeasible[j:j + 1],
+                       failed=sub.failed[j:j + 1], bound=None if sub.bound is None else sub.bound[j:j + 1])

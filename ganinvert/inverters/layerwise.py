@@ -10,7 +10,7 @@ from typing import Mapping
 import torch
 
 from ..backward import BackwardPass
-from ..budget import Budget
+from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
@@ -57,15 +57,21 @@ class Layerwise(Inverter):
             of exhausting memory.
         solver_options: the LP solver's own ``tol`` and ``max_iter`` (see
             :data:`ganinvert.lp.SOLVERS`), e.g. ``{"max_iter": 200}``; its defaults when omitted.
+        lp: False: the least-squares fast path only, a quick check (``auto`` runs it first): a
+            sample it neither certifies nor proves out of range stops FAILED, with the reason.
     """
 
     name = "layerwise"
 
     def __init__(self, *, solver: str = "ipm", fast_path: bool = True, rank_rtol: float = 1e-8,
                  layer_rtol: float = 0.1, max_dense_entries: int = DEFAULT_MAX_DENSE,
-                 max_lp_dim: int = MAX_DENSE_INPUT, solver_options: Mapping[str, float | int] | None = None) -> None:
+                 max_lp_dim: int = MAX_DENSE_INPUT, solver_options: Mapping[str, float | int] | None = None,
+                 lp: bool = True) -> None:
         if solver not in SOLVERS:
             raise InvalidInputError(f"unknown solver {solver!r}; Expected one of {sorted(SOLVERS)}")
+        if not lp and not fast_path:
+            raise InvalidInputError("Expected the fast path, the LP or both, Got: fast_path=False and lp=False. "
+                                    "Fix: drop one of them")
         if not 0 < rank_rtol < 1 or not 0 < layer_rtol <= 1:
             raise InvalidInputError(f"Expected 0 < rank_rtol < 1 and 0 < layer_rtol <= 1, Got: "
                                     f"rank_rtol={rank_rtol}, layer_rtol={layer_rtol}")
@@ -74,6 +80,7 @@ class Layerwise(Inverter):
         self.max_dense_entries = int(max_dense_entries)
         self.max_lp_dim = int(max_lp_dim)
         self.solver_options = _solver_options(solver_options)
+        self.lp = bool(lp)
 
     @property
     def lp_layer(self):
@@ -82,7 +89,7 @@ class Layerwise(Inverter):
         return lp_layer if self.solver == "cvxpylayers" else None
 
     def solve_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, *, rtol: float,
-                    fast_path: bool | None = None) -> LayerSolution:
+                    fast_path: bool | None = None, budget: Budget | None = None) -> LayerSolution:
         """One layer with this inverter's options (the step of its backward pass, and of the
         uniqueness check along a known ``G(z)``).
 
@@ -91,18 +98,22 @@ class Layerwise(Inverter):
             y: ``(b, n)`` float64 targets of the layer's output.
             rtol: the whole inversion's tolerance (the layer gets ``layer_rtol * rtol``).
             fast_path: override the inverter's ``fast_path``.
+            budget: its time limit stops the LP solver as it goes (no limit: None).
 
         Returns:
             The layer's :class:`~ganinvert.lp.LayerSolution`.
         """
         layer = chain.layers[i]
         return invert_layer(A, layer.bias, layer.act, y, u_range=chain.input_range(i),
-                            rtol=self.layer_rtol * rtol, solver=self.solver, rank_rtol=self.rank_rtol,
+                            rtol=self.layer_rtol * rtol, solver=self.solver if self.lp else None,
+                            rank_rtol=self.rank_rtol,
                             fast_path=self.fast_path if fast_path is None else fast_path,
-                            max_lp_dim=self.max_lp_dim, solver_options=self.solver_options)
+                            max_lp_dim=self.max_lp_dim, solver_options=self.solver_options,
+                            stop=None if budget is None or budget.deadline is None else lambda: budget.expired)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)
+        budget = budget or unlimited()
         raw = RawSolution.empty(B, L, chain.in_dim, dtype=x.dtype, device=x.device)
         last = chain.layers[-1].op
         if last.out_dim < last.in_dim and last.in_dim > self.max_lp_dim:
@@ -121,7 +132,7 @@ class Layerwise(Inverter):
         ambiguous = torch.zeros(B, dtype=torch.bool)
 
         def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
-            sol = self.solve_layer(chain, i, A, y, rtol=rtol)
+            sol = self.solve_layer(chain, i, A, y, rtol=rtol, budget=budget)
             idx = rows.cpu()
             top = level[idx] == i + 1  # every layer above pinned its input: y is exact
             down = top & (sol.unique & sol.solver_ok).cpu()
@@ -133,7 +144,8 @@ class Layerwise(Inverter):
                 ambiguous[idx[stop & (sol.solver_ok & ~sol.unique).cpu()]] = True
             level[idx[down]] = i
             raw.layer_residuals[idx, i], raw.unique[idx, i] = sol.residual.cpu(), sol.unique.cpu()
-            raw.failed[idx] |= ~sol.solver_ok.cpu()
+            if not budget.expired:  # an LP the time limit stopped did not fail: its sample is open
+                raw.failed[idx] |= ~sol.solver_ok.cpu()
             if i == L - 1:  # x itself is out of reach of the last layer: no latent can explain it
                 tol = self.layer_rtol * rtol * target_scale(y)  # the layer's own tolerance
                 raw.infeasible[idx] = (sol.solver_ok & (sol.optimum > tol)).cpu()

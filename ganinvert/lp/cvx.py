@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -160,7 +160,7 @@ def lp_layer(problem: LayerProblem, *, fixed: tuple[torch.Tensor, torch.Tensor] 
 
 
 def solve_cvxpylayers(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float | None = None,
-                      max_iter: int | None = None) -> LPSolution:
+                      max_iter: int | None = None, stop: Callable[[], bool] | None = None) -> LPSolution:
     """``Layerwise(solver="cvxpylayers")``: each sample's layer LP through :func:`lp_layer`
     (Clarabel inside diffcp), without gradients. A sample the solver fails on comes back
     with ``ok=False`` and the solver's message; the others keep their answers.
@@ -174,7 +174,14 @@ def solve_cvxpylayers(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol
             pass Clarabel's status on, so a sample cut short by it comes back as Clarabel left it,
             with ``ok=True``: :func:`~ganinvert.lp.layer.invert_layer` certifies its answer a
             posteriori, but an unfinished misfit ``t`` reads as the LP's optimum.
+        stop: asked once, before the batch (diffcp solves it as one call); true: every sample
+            comes back with ``ok=False``.
     """
+    if stop is not None and stop():
+        return LPSolution(u=torch.zeros(prob.batch, prob.A.shape[-1], dtype=prob.A.dtype, device=prob.A.device),
+                          t=torch.zeros(prob.batch, dtype=prob.A.dtype, device=prob.A.device),
+                          ok=torch.zeros(prob.batch, dtype=torch.bool, device=prob.A.device),
+                          messages=["not run: out of time"] * prob.batch)
     args = {} if tol is None else {"tol_gap_abs": float(tol), "tol_gap_rel": float(tol), "tol_feas": float(tol)}
     if max_iter is not None:
         args["max_iter"] = int(max_iter)

@@ -10,6 +10,7 @@ stdout on first use, which a library must not do.
 from __future__ import annotations
 
 import math
+from typing import Callable
 from typing import Mapping
 
 import numpy as np
@@ -44,7 +45,7 @@ def solve_lp(c: np.ndarray, A: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarra
 
 
 def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float | None = None,
-                max_iter: int | None = None) -> LPSolution:
+                max_iter: int | None = None, stop: Callable[[], bool] | None = None) -> LPSolution:
     """Solve each sample's layer LP with HiGHS (dual simplex, presolve off).
 
     Args:
@@ -54,6 +55,7 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
         tol: HiGHS's primal and dual feasibility tolerance (None: HiGHS's default, 1e-7).
         max_iter: HiGHS's iteration limit per problem (None: none); a sample that reaches it
             comes back with ``ok=False`` and HiGHS's message.
+        stop: asked before each sample; once true the samples left come back with ``ok=False``.
     """
     options = {} if max_iter is None else {"maxiter": int(max_iter)}
     if tol is not None:
@@ -76,7 +78,8 @@ def solve_highs(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: floa
         r_hi = np.r_[(w[i] * (hi[i] - b))[fin_hi], np.full(fin_lo.sum(), math.inf)]
         r_lo = np.r_[np.full(fin_hi.sum(), -math.inf), (w[i] * (lo[i] - b))[fin_lo]]
         c = np.r_[np.zeros(k) if cost is None else cost[i], 1.0]  # min t + cost^T u
-        x, msg = solve_lp(c, rows, r_lo, r_hi, col_lo, col_hi, options=options)
+        x, msg = ((None, "not run: out of time") if stop is not None and stop() else
+                  solve_lp(c, rows, r_lo, r_hi, col_lo, col_hi, options=options))
         oks.append(x is not None)
         msgs.append(f"HiGHS: {msg}" if msg else "")
         x = np.zeros(k + 1) if x is None else x

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Callable
 
 import torch
 
@@ -119,7 +120,7 @@ def _direction(rows: _Rows, K: torch.Tensor, L: torch.Tensor, rd: torch.Tensor, 
 
 
 def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float = 1e-9,
-              max_iter: int = 100) -> LPSolution:
+              max_iter: int = 100, stop: Callable[[], bool] | None = None) -> LPSolution:
     """Solve a batch of layer LPs.
 
     Args:
@@ -127,6 +128,8 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
         u0: optional ``(B, k)`` starting guess (e.g. the least-squares estimate).
         tol: relative tolerance on primal/dual residuals and the duality gap.
         max_iter: iteration cap; samples that do not converge come back with ``ok=False``.
+        stop: asked before each iteration; once true the samples still running come back with
+            ``ok=False`` (a time limit: the LP is the longest unit of work there is).
 
     Returns:
         An :class:`LPSolution` for the whole batch.
@@ -162,6 +165,8 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
     hnorm = 1.0 + rows.h.abs().amax(1)
     it = 0
     for it in range(1, max_iter + 1):
+        if stopped := stop is not None and stop():
+            break
         mask = rows.mask
         m_act = mask.sum(1, keepdim=True)
         rd = rows.GT(lam) + c  # (b, k+1)
@@ -199,7 +204,9 @@ def solve_ipm(prob: LayerProblem, *, u0: torch.Tensor | None = None, tol: float 
         lam = torch.where(mask > 0, lam.clamp(min=1e-300), torch.zeros_like(lam))
     if live.numel():
         out_x[live], out_lam[live] = x, lam
-    messages = ["" if o else f"interior point did not converge in {max_iter} iterations" for o in ok.tolist()]
+    why = f"interior point stopped by the time limit after {it - 1} iterations" if stopped else \
+        f"interior point did not converge in {max_iter} iterations"
+    messages = ["" if o else why for o in ok.tolist()]
     logger.debug("ipm: %d samples, %d iterations, %d converged", B, it, int(ok.sum()))
     u_out = prob.clamp(out_x[:, :-1])
     n = prob.A.shape[-2]

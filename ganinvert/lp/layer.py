@@ -20,7 +20,9 @@ from .problem import MAX_DENSE_INPUT, LayerProblem, LPSolution
 
 logger = logging.getLogger(__name__)
 
-#: LP solvers by name: ``solver(problem, *, u0, tol, max_iter) -> LPSolution``; ``tol`` and
+#: LP solvers by name: ``solver(problem, *, u0, tol, max_iter, stop) -> LPSolution``; ``stop()``
+#: is the time limit, asked between iterations (IPM), samples (HiGHS) or before the batch
+#: (cvxpylayers), and once true the samples unsolved come back ``ok=False``; ``tol`` and
 #: ``max_iter`` are each solver's own (the IPM's relative residual and gap, and its iteration cap;
 #: HiGHS's feasibility tolerance and simplex iteration limit; Clarabel's gap and feasibility
 #: tolerances and iteration limit under cvxpylayers), its default when omitted
@@ -72,9 +74,10 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
 
 
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
-                 u_range: tuple[float, float], rtol: float, solver: str = "ipm",
+                 u_range: tuple[float, float], rtol: float, solver: str | None = "ipm",
                  rank_rtol: float = 1e-8, fast_path: bool = True, max_lp_dim: int = MAX_DENSE_INPUT,
-                 solver_options: Mapping[str, float | int] | None = None) -> LayerSolution:
+                 solver_options: Mapping[str, float | int] | None = None,
+                 stop: Callable[[], bool] | None = None) -> LayerSolution:
     """Find ``u`` with ``act(A u + b) = y`` for a batch, certifying uniqueness per sample.
 
     Args:
@@ -82,12 +85,14 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
         u_range: box of the layer input (``(0, inf)`` after a ReLU).
         rtol: feasibility tolerance relative to ``max |y|`` of each sample, at least 1
             (:func:`~ganinvert.tolerances.target_scale`).
-        solver: a key of :data:`SOLVERS`, for the samples the fast path does not certify.
+        solver: a key of :data:`SOLVERS`, for the samples the fast path does not settle; None: no
+            LP (those samples come back with ``solver_ok=False`` and the reason).
         rank_rtol: relative singular-value threshold of the rank checks.
         fast_path: try least squares first (off: every sample goes to the LP).
         max_lp_dim: largest layer input the dense LP takes (its normal matrix is k x k per
             sample); samples that would need a larger LP come back with ``solver_ok=False``.
         solver_options: ``tol`` and/or ``max_iter`` for the LP solver (see :data:`SOLVERS`).
+        stop: the time limit, asked by the LP solver as it goes (see :data:`SOLVERS`).
     """
     B, k = y.shape[0], A.shape[1]
     tol = rtol * target_scale(y)  # (B,)
@@ -106,17 +111,18 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     else:
         u = torch.zeros(B, k, dtype=A.dtype, device=A.device)
         unique = settled = torch.zeros(B, dtype=torch.bool, device=A.device)
-    methods = ["lstsq" if c else solver for c in settled.tolist()]
+    methods = ["lstsq" if c else solver or "none" for c in settled.tolist()]
     solver_ok = torch.ones(B, dtype=torch.bool, device=A.device)
     rest = (~settled).nonzero().flatten()
-    if rest.numel() and k > max_lp_dim:
-        why = beyond_lp(A.shape[0], k, max_lp_dim)
+    if rest.numel() and (solver is None or k > max_lp_dim):
+        why = (beyond_lp(A.shape[0], k, max_lp_dim) if solver is not None else
+               "least squares neither pins this layer's input nor proves x out of its range, and no LP was run")
         solver_ok[rest] = False
         for i in rest.tolist():
             messages[i] = why
     elif rest.numel():
         sub = prob.select(rest)
-        sol = SOLVERS[solver](sub, u0=u[rest], **(solver_options or {}))
+        sol = SOLVERS[solver](sub, u0=u[rest], stop=stop, **(solver_options or {}))
         u_pol, uniq = polish_and_certify(sub, sol.u, tol=tol[rest], rank_rtol=rank_rtol)
         # The certificate is checked a posteriori on the polished point (feasible to tolerance,
         # zero cone of feasible directions), so it stands even where the IPM hit its iteration
