@@ -68,6 +68,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             per_sample = columns(r, sample_metrics(r, x, z, data_range=data_range))
             summary[f"{dname}/{mname}"] = summarize(per_sample)
             rows += sample_rows(r, per_sample, data=dname, method=mname)
+            for row, f in zip(rows[len(rows) - len(r.status):], files or [], strict=False):
+                row["file"] = str(f)  # your own images: which file each row is
             latents[f"{dname}/{mname}"] = r.z.detach().cpu()
             shown[dname][mname] = r.x_hat[cols]
             if files is not None:  # your own images: the reconstructions go beside them

@@ -1,6 +1,7 @@
 """Your own images: a folder of PNG/JPEG files is read as the generator draws images, inverted by
 the app, and the reconstructions are written beside the files."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def test_the_app_inverts_a_folder_and_writes_the_reconstructions_beside_the_file
         assert (rec.double() - d.double()).abs().mean() < 40  # a reconstruction of that digit, not of another
     assert metrics["results"]["images/adam"]["median_psnr"] > 12  # dB, against the files as read
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["data"]["images"]["fit"] == "crop"
+    with open(tmp_path / "run" / "samples.csv") as f:
+        assert [Path(row["file"]).name for row in csv.DictReader(f)] == [f"digit{i}.png" for i in range(3)]
     invert.run(cfg, tmp_path / "again")  # the reconstructions are never read back as images
     assert len(sorted(folder.glob("*.ganinvert-*"))) == 3
 
