@@ -43,7 +43,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     trainer = L.Trainer(logger=CSVLogger(out_dir, name="logs"), inference_mode=False,
                         **OmegaConf.to_container(cfg.trainer, resolve=True))
     results, rows, out_shape = {}, [], to_chain(G, latent_shape=(k,)).out_shape
-    for dname, (x, z, mask, _) in data.items():
+    for dname, (x, z, mask, *_) in data.items():
         if mask is not None:
             raise ValueError(f"data.{dname}.observed < 1: the Lightning comparison inverts whole images only; "
                              "invert partial observations with the invert app, ganinvert.app.invert.run")
