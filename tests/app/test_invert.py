@@ -104,7 +104,7 @@ def test_generated_observations_with_uniform_noise_and_a_random_mask():
                 "data.generated.n=5", "data.generated.noise=0.01", "data.generated.noise_dist=uniform",
                 "data.generated.observed=0.6"])
     G, k, rng, _ = config.build_generator(cfg)
-    (x, z, mask, _), = config.observations(cfg, G, k, rng).values()
+    (x, z, mask, *_), = config.observations(cfg, G, k, rng).values()
     with torch.no_grad():
         e = x - G(z)
     assert e.abs().max() <= 0.01 and e.abs().max() > 0.009  # uniform on [-eps, eps]: reaches near eps
@@ -216,7 +216,7 @@ def test_a_users_weights_that_are_not_there_say_what_was_expected(tmp_path):
 def test_a_label_conditional_model_inverts_each_digit_under_its_label(tmp_path):
     cfg = _cfg(["model=cgan_mlp", "data=[generated,mnist]", "data.generated.n=4", "data.mnist.n=2", "inverter=[auto]",
                 "show=2", "time_limit=30"])
-    (x, _, _, y), _ = config.observations(cfg, *_built(cfg)).values()
+    (x, _, _, y, _), _ = config.observations(cfg, *_built(cfg)).values()
     assert y.tolist() == [0, 1, 2, 3]  # generated digits under labels 0, 1, 2... in turn
     metrics = invert.run(cfg, tmp_path)
     assert metrics["results"]["generated/auto"]["exact_rate"] == 1.0  # certified under its label (cond=)
