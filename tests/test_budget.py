@@ -32,6 +32,38 @@ def test_budget_expires_at_its_deadline_and_remembers_the_stage_it_stopped():
     assert b.seconds == pytest.approx({"invert": 0.0, "adam": 4.9, "pattern LP": 0.1, "kick #": 2.0})
 
 
+def test_a_share_ends_one_stage_early_and_is_not_reported_as_the_time_limit():
+    now = [100.0]
+    b = Budget(time_limit=10, progress=False, clock=lambda: now[0])
+    with b.share(2.0):
+        now[0] = 101.9
+        assert not b.expired
+        now[0] = 102.0
+        assert b.expired  # the share is over
+    assert not b.expired and b.stopped_in is None and b.deadline == 110.0  # the call's own limit is back
+    with b.share(50.0):  # a share never outlasts the call's limit, and that limit's stop is kept
+        now[0] = 110.0
+        assert b.expired
+    assert b.expired and b.stopped_in is not None
+    free = Budget(progress=False, clock=lambda: now[0])
+    with free.share(1.0):
+        now[0] = 111.0
+        assert free.expired
+    assert not free.expired and free.deadline is None
+
+
+def test_the_lp_stops_at_the_time_limit_and_its_samples_stay_open():
+    # mnist_mlp's last layer LP on real digits takes seconds; the IPM asks the limit between
+    # iterations, so the pass ends there with the samples APPROXIMATE, none FAILED
+    from ganinvert import models
+    from ganinvert.models.data import load_mnist
+    G = models.load("mnist_mlp").generator.double()
+    x = load_mnist(split="held_out")[0][:4].double()
+    r = gi.invert(G, x, latent_shape=(20,), method="layerwise", time_limit=0.05)
+    assert all(s is gi.Status.APPROXIMATE for s in r.status)
+    assert all("stopped by time_limit=0.05s" in m for m in r.messages)
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "10", True])
 def test_a_time_limit_must_be_positive_seconds(bad):
     with pytest.raises(InvalidInputError, match=r"Expected time_limit as seconds > 0.*Got: "):

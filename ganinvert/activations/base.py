@@ -57,6 +57,10 @@ class Activation:
     kinked = False
     #: as the output activation, has the noisy LPs' rows (:meth:`threshold_bounds`, :meth:`relax_rows`)
     noisy_rows = False
+    #: as the output activation, has flat pieces (a ReLU's zeros, a Hardtanh's ends) where the
+    #: pixel loss has no gradient to leave by: the pixel fit minimises the pre-activation misfit
+    #: (:meth:`fit_bounds`), which is zero exactly where the pixel loss is
+    flat = False
     #: output/input width ratio from which a layer's pre-image is expected to be a single point
     #: (a rule of thumb for random-like weights, used by :func:`ganinvert.inspect`)
     min_expansion = 1.0

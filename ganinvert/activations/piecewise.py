@@ -10,7 +10,7 @@ from .base import _INF, Activation, RowBounds
 class ReLU(Activation):
     name = "relu"
     range = (0.0, _INF)
-    piecewise_linear = kinked = noisy_rows = True
+    piecewise_linear = kinked = noisy_rows = flat = True
     # about half the rows of a random layer are positive, and the positive rows must pin the input
     min_expansion = 2.0
     uninformative_reason = ("x is all zeros: for a ReLU-output generator every latent in a whole "
@@ -120,6 +120,7 @@ class Hardtanh(Activation):
     not at 0, so it is not one of the activation-pattern LP's two-branch activations."""
 
     name = "hardtanh"
+    flat = True
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         if not min_val < max_val:

@@ -7,7 +7,7 @@ after the same time, and the exact, certified answer wherever one can be found (
    a layer's pinned rows overdetermine its input it proves x out of range (a real digit under a
    decoder whose every output row is an equation).
 2. **The pixel fit** for every sample still open: L-BFGS on ``||G(z) - x||^2``
-   (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior (from the projected layer-wise
+   (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior (and from the projected layer-wise
    estimate where x was proven out of range), at most ``fit_steps`` iterations.
 3. **The decision**: a sample not proven out of range takes the exact route when its fit came
    within ``near`` of x (relative residual), or when the cheap check pinned the last layer's input
@@ -74,7 +74,13 @@ class Auto(ExactRoute, Inverter):
             projection's starts.
         near: the pixel fit's relative residual up to which a sample takes the exact route.
         fit_steps: L-BFGS iterations of the pixel fit, and of each start of the projection.
-        fit_restarts: random starts of the projection, beside the sample's current latent.
+        fit_restarts: random starts of the projection.
+        plateau: a fit stops once its loss falls by less than this fraction per 25 L-BFGS
+            iterations (a real image's fit has converged long before ``fit_steps``).
+        share: the far samples' exact route runs for at most this fraction of the time the
+            stages before it took (0: never; ``math.inf``: always in full, the exhaustive search
+            for an ``x = G(z*)`` whose fit stalls far away, as on 3 of 100 samples of the paper's
+            decoder, at the cost of real images' time).
     """
 
     name = "auto"
@@ -82,14 +88,17 @@ class Auto(ExactRoute, Inverter):
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
                  adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20,
                  kick_scale: float = 0.3, seed: int = 0, near: float = 0.02, fit_steps: int = 300,
-                 fit_restarts: int = 2) -> None:
+                 fit_restarts: int = 1, plateau: float = 1e-2, share: float = 0.4) -> None:
         if (starts < 1 or lm_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
-                or not kick_scale > 0 or not near >= 0 or fit_steps < 0 or fit_restarts < 0):
+                or not kick_scale > 0 or not near >= 0 or fit_steps < 0 or fit_restarts < 0
+                or not 0 <= plateau < 1 or not share >= 0):
             raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
                                     f"kicks >= 0, kick_scale > 0, near >= 0, fit_steps >= 0, fit_restarts >= 0, "
+                                    f"0 <= plateau < 1, share >= 0, "
                                     f"Got: starts={starts}, lm_steps={lm_steps}, pattern_seeds={pattern_seeds}, "
                                     f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}, "
-                                    f"near={near}, fit_steps={fit_steps}, fit_restarts={fit_restarts}")
+                                    f"near={near}, fit_steps={fit_steps}, fit_restarts={fit_restarts}, "
+                                    f"plateau={plateau} (in [0, 1)), share={share} (>= 0)")
         self.starts, self.lm_steps, self.pattern_seeds = int(starts), int(lm_steps), int(pattern_seeds)
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
@@ -97,6 +106,7 @@ class Auto(ExactRoute, Inverter):
         self.pattern_rounds, self.kicks = int(pattern_rounds), int(kicks)
         self.kick_scale, self.seed = float(kick_scale), int(seed)
         self.near, self.fit_steps, self.fit_restarts = float(near), int(fit_steps), int(fit_restarts)
+        self.plateau, self.share = float(plateau), float(share)
 
     def without_chain(self) -> Adam:
         """On a generator that could not be converted (a black box): the best search that needs
@@ -128,9 +138,15 @@ class Auto(ExactRoute, Inverter):
         if left.numel() == 0:
             return raw
         self._project(chain, x, raw, left, proven=proven[left], budget=budget)
+        share = self.share * (time.perf_counter() - t0)
         far = left[(route[left] == 0) & ~proven[left]]
-        share = time.perf_counter() - t0
-        if far.numel() and not budget.expired:  # the exact route, given as much time as the fit had
+        late = far[chain.relative_residual(raw.z[far.to(x.device)], x[far.to(x.device)]).cpu() <= self.near
+                   ] if far.numel() else far
+        if late.numel() and not budget.expired:  # a restart of the projection came near: the exact route in full
+            route[late] = 1
+            proven[late] = self._exact(chain, x, raw, late, rtol=rtol, budget=budget)
+        far = far[route[far] == 0]
+        if far.numel() and not budget.expired and share > 0:  # the exact route, in its share of the time
             route[far] = 2
             proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=share)
         res = chain.relative_residual(raw.z, x).cpu()
@@ -143,14 +159,16 @@ class Auto(ExactRoute, Inverter):
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
              budget: Budget) -> torch.Tensor:
         """Stage 2 for the samples ``todo``: the pixel fit from a draw of the prior (the same for
-        every sample; ``z = 0`` is a stationary point of bias-free ReLU generators), or from the projected
+        every sample; ``z = 0`` is a stationary point of bias-free ReLU generators), and from the projected
         layer-wise estimate where x was proven out of range; adopted where it fits better.
         Returns the samples' relative residuals after it ``(len(todo),)``."""
         t = todo.to(x.device)
         draw = self.adam.init_std * SeedStream(self.seed, "auto: pixel fit", like=x).randn(1, chain.in_dim)
-        z0 = torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)
+        starts = draw.expand(todo.numel(), -1)[None]
+        if proven[todo].any():  # and the projected estimate (its units at the kinks of u >= 0 have no gradient)
+            starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
-        fit = fit_pixels(chain, x[t], z0[None], iters=self.fit_steps, budget=budget)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
         before = chain.relative_residual(raw.z[t], x[t]).cpu()
         after = fit.residual.cpu()
         won = (after < before).nonzero().flatten()
@@ -166,9 +184,9 @@ class Auto(ExactRoute, Inverter):
                budget: Budget, share: float | None = None) -> torch.Tensor:
         """Stage 3 for the samples ``rows`` near the range: the layer-wise pass with its LPs, then
         the searches (LM's first start: the fit's end) for those it leaves open, each answer kept
-        where it fits better than the fit; the solved ones certified. With ``share`` (seconds: a far
-        sample's), the pass runs within it, and so do the searches unless the pass reached ``z``
-        without proving x out of range. Returns ``(len(rows),)`` bool: proven out of range by the
+        where it fits better than the fit; the solved ones certified. With ``share`` (seconds, for
+        far samples) the pass and the searches run within it, except the searches of samples whose
+        last layer the pass pinned. Returns ``(len(rows),)`` bool: proven out of range by the
         pass's LP."""
         t, k, dev = rows.to(x.device), chain.in_dim, x.device
         xs, zfit = x[t], raw.z[t].clone()
@@ -188,7 +206,7 @@ class Auto(ExactRoute, Inverter):
         budget.finished(int(found.sum()))  # the searches count what they solve
         if open_.numel():
             t1 = time.perf_counter()
-            with budget.share(share) if share is not None else nullcontext():  # a far sample: the proof in its share
+            with budget.share(share) if share is not None else nullcontext():
                 sub = _layerwise(self.layerwise, chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
             res = chain.relative_residual(sub.z, xs[open_.to(dev)]).cpu()
             proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
@@ -198,18 +216,16 @@ class Auto(ExactRoute, Inverter):
                 raw.scatter(rows[open_[j]].view(1), _one(sub, j))
             have[open_[won]] = res[won]
             go = ((res > rtol) & ~proven[open_]).nonzero().flatten()
-            # a far sample's pass that reached z without a proof leaves the searches their full time
-            # (x may well be G(z*) where the fit was stuck); one the share stopped or that had no
-            # LP to run gets what is left of the share
-            whole = share is None or bool((~sub.failed[go] & sub.layer_residuals[go, 0].isfinite()).all())
-            parts = [(go, None)] if whole else [
-                (go[~sub.failed[go] & sub.layer_residuals[go, 0].isfinite()], None),
-                (go[sub.failed[go] | ~sub.layer_residuals[go, 0].isfinite()], share - (time.perf_counter() - t1))]
-            for part, cap in parts:
+            # in a share, the pass's own time counts; a sample whose last layer the LP pinned to one
+            # point (x is exactly in that layer's range: no real image gets there) is searched in full
+            pinned = sub.anchors.level[go] < len(chain) if sub.anchors is not None else torch.zeros_like(go, dtype=torch.bool)
+            left = None if share is None else share - (time.perf_counter() - t1)
+            for part, cap in ((go[pinned], None), (go[~pinned], left)):
                 if part.numel() and not budget.expired:
                     with budget.share(cap) if cap is not None else nullcontext():
-                        ambiguous[open_[part]] = self._search_open(chain, raw, sub, rows[open_], part, zfit[open_.to(dev)],
-                                                                   xs[open_.to(dev)], have[open_], rtol=rtol, budget=budget)
+                        ambiguous[open_[part]] = self._search_open(chain, raw, sub, rows[open_], part,
+                                                                   zfit[open_.to(dev)], xs[open_.to(dev)], have[open_],
+                                                                   rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z[t], xs).cpu()
         solved = ((res <= rtol) & ~ambiguous & ~raw.unique[rows].all(1)).nonzero().flatten()
         budget.stage("auto: certifying uniqueness")
@@ -237,22 +253,22 @@ class Auto(ExactRoute, Inverter):
 
     def _project(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *,
                  proven: torch.Tensor, budget: Budget) -> None:
-        """Stage 4 for the samples ``rows`` left without ``G(z) = x``: their current latent and
-        ``fit_restarts`` random draws, ``fit_steps`` L-BFGS iterations each, the best kept."""
+        """Stage 4 for the samples ``rows`` left without ``G(z) = x``: ``fit_restarts`` random
+        draws, the pixel fit from each, kept where one fits better than the sample's latent."""
         t, k = rows.to(x.device), chain.in_dim
         cur = raw.z[t]
         before = chain.relative_residual(cur, x[t]).cpu()
+        if self.fit_restarts == 0 or budget.expired:
+            return
         draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
-        starts = torch.cat([cur[None], draws[:, None].expand(-1, rows.numel(), -1)])
-        budget.stage(f"auto: projection (L-BFGS from {1 + self.fit_restarts} starts)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget)
+        starts = draws[:, None].expand(-1, rows.numel(), -1)
+        budget.stage(f"auto: projection (L-BFGS from {self.fit_restarts} random starts)")
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
         won = (fit.residual.cpu() < before).nonzero().flatten()
         raw.z[rows[won].to(x.device)] = fit.z[won.to(x.device)]
         raw.unique[rows[won]] = False
-        start = fit.start.cpu()
         for j in won.tolist():
-            if start[j] > 0:
-                raw.methods[rows[j]] = f"{raw.methods[rows[j]]}>lbfgs(random start)"
+            raw.methods[rows[j]] = f"{raw.methods[rows[j]]}>lbfgs(random start)"
         raw.infeasible[rows] = proven  # the proof stands; the messages say it
 
     def _explain(self, raw: RawSolution, rows: torch.Tensor, res: torch.Tensor, *, proven: torch.Tensor,
@@ -266,7 +282,7 @@ class Auto(ExactRoute, Inverter):
                 why = "the exact searches found no G(z) = x (x is not proven out of range)"
             else:
                 why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i]:.2e} > "
-                       f"near={self.near:g})" + (f"; the exact route, given as long as the fit took ({share:.2g} s), "
+                       f"near={self.near:g})" + (f"; the exact route, given {share:.2g} s (a share of the time the fit took), "
                                                  "found no G(z) = x" if route[i] == 2 else ""))
             raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then {self.fit_restarts} random starts), "
                                f"relative residual {res[i]:.2e}")

@@ -31,7 +31,7 @@ def _value_and_grad(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 
 
 def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
-               history: int = 20, budget: Budget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               history: int = 20, budget: Budget | None = None, ftol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``loss_fn`` row by row from ``z`` ``(rows, k)``.
 
     Args:
@@ -42,6 +42,8 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
         iters: L-BFGS iterations.
         history: curvature pairs kept per row.
         budget: checked every few iterations; once expired the rows keep where they are.
+        ftol: a row stops once its loss fell by less than this fraction over the last few
+            iterations (a plateau: a real image's fit is done long before its iterations are).
 
     Returns:
         ``(z, loss)``: the last iterates and their losses (never above the start's).
@@ -53,9 +55,14 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each row's own
     tiny = torch.finfo(z.dtype).tiny
     active = torch.ones_like(f, dtype=torch.bool)  # a row that could not descend is finished
+    mark = f.clone()  # each row's loss at the last look
     for it in range(iters):
-        if it % _PIECE == 0 and budget is not None and budget.expired:
-            break
+        if it % _PIECE == 0:
+            if budget is not None and budget.expired:
+                break
+            if ftol > 0 and it:
+                active &= f < (1 - ftol) * mark  # still descending by more than ftol per piece
+                mark = f.clone()
         q, alphas = g.clone(), []
         for s, y, rho in reversed(pairs):
             a = rho * (s * q).sum(1)

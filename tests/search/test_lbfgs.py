@@ -40,3 +40,36 @@ def test_a_row_that_cannot_descend_keeps_its_start():
 def test_a_history_of_no_pairs_is_refused():
     with pytest.raises(ValueError, match="history >= 1"):
         lbfgs_rows(_rosenbrock, torch.zeros(1, 2, dtype=torch.float64), iters=3, history=0)
+
+
+def test_a_relu_output_is_fitted_on_its_pre_activation_where_the_pixel_loss_is_flat():
+    # y = ReLU(W z), no bias, from z = 0: every pre-activation sits at ReLU's kink, where torch's
+    # gradient is 0, so the pixel loss never moves; the pre-activation misfit does, and fit_pixels
+    # reaches x (a convex piecewise quadratic in z for one layer)
+    import ganinvert as gi
+    from ganinvert.search.fit import fit_pixels
+    g = torch.Generator().manual_seed(3)
+    W = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    G = torch.nn.Sequential(torch.nn.Linear(5, 40, bias=False), torch.nn.ReLU()).double()
+    with torch.no_grad():
+        G[0].weight.copy_(W)
+    chain = gi.to_chain(G, latent_shape=(5,))
+    z = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    x = chain.output(z).detach()
+    zero = torch.zeros_like(z)
+    pixel, _ = lbfgs_rows(lambda u, rows: ((chain.output(u) - x[rows]) ** 2).sum(1), zero, iters=200)
+    assert (chain.relative_residual(pixel, x) > 0.99).all()  # stuck where it started
+    fit = fit_pixels(chain, x, zero[None], iters=200)
+    assert (fit.residual < 1e-8).all() and (fit.start == 0).all()
+
+
+def test_ftol_stops_a_row_on_a_plateau_and_leaves_a_descending_one_going():
+    slow = lambda z, rows=None: (z ** 2).sum(1) + 1.0  # minimum 1: reached at once, then a plateau
+    z0 = torch.tensor([[3.0, -2.0]], dtype=torch.float64)
+    calls = []
+
+    def counted(z, rows):
+        calls.append(z.shape[0])
+        return slow(z, rows)
+    z, f = lbfgs_rows(counted, z0, iters=500, ftol=1e-3)
+    assert f.item() == pytest.approx(1.0) and len(calls) < 100  # stopped, not 500 iterations of line search
