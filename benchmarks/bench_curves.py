@@ -13,6 +13,7 @@ Prints one row per (generator, method) and writes the figure (``--out``, default
 docs/psnr_time.png): median PSNR against time as a multiple of Adam's, one panel per generator.
 
     python benchmarks/bench_curves.py [--models dcgan mnist_mlp ...] [--samples 16] [--budgets 0.5 1 2 4 10]
+        [--methods default adam ...] [--out docs/psnr_time.png]
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def digits(m, n: int) -> torch.Tensor:
     return x[torch.linspace(0, len(x) - 1, n).long()].double()
 
 
-def curves(name: str, n: int, budgets: list[float]) -> tuple[float, float, dict[str, list[tuple[float, float]]]]:
+def curves(name: str, n: int, budgets: list[float],
+           methods: list[str]) -> tuple[float, float, dict[str, list[tuple[float, float]]]]:
     """Adam's own time and PSNR, and per method ``[(seconds, median PSNR)]`` at each budget."""
     m = models.load(name)
     chain = gi.to_chain(m.generator.double(), latent_shape=(m.latent_dim,))
@@ -58,7 +60,8 @@ def curves(name: str, n: int, budgets: list[float]) -> tuple[float, float, dict[
     r = gi.invert(chain, x, method=gi.Adam(steps=1000, lr=0.05, restarts=1, seed=0))
     t_adam, p_adam = time.perf_counter() - t0, median_psnr(r, x, span)
     out = {}
-    for label, method in METHODS.items():
+    for label in methods:
+        method = METHODS[label]
         points = []
         for b in budgets:
             t0 = time.perf_counter()
@@ -93,12 +96,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["dcgan", "mnist_mlp", "vae_leaky_20_200_500_784", "mlp_gan"])
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1, 2, 4, 10])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "psnr_time.png")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, {args.samples} real held-out digits")
     results = {}
     for name in args.models:
-        results[name] = curves(name, args.samples, args.budgets)
+        results[name] = curves(name, args.samples, args.budgets, args.methods)
         t_adam, p_adam, _ = results[name]
         print(f"{name:26s} adam (1000 steps): {p_adam:5.2f} dB in {t_adam:.2f} s", flush=True)
     figure(results, args.out)

@@ -3,27 +3,32 @@ after the same time, and the exact, certified answer wherever one can be found (
 §3.6). Its stages, each stopped by the budget's time limit:
 
 1. **The cheap exact check**: the layer-wise pass with its least-squares fast path only, no LP
-   (``Layerwise(lp=False)``). On x = G(z*) with expanding layers it certifies z = z* at once; where
-   a layer's pinned rows overdetermine its input it proves x out of range (a real digit under a
-   decoder whose every output row is an equation).
+   (``Layerwise(lp=False)``). On x = G(z*) with expanding layers it certifies z = z* at once.
+   Where a layer's pinned rows overdetermine its input, it proves x out of range (a real digit
+   under a decoder whose every output row is an equation).
 2. **The pixel fit** for every sample still open: L-BFGS on ``||G(z) - x||^2``
-   (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior (and from the projected layer-wise
-   estimate where x was proven out of range), at most ``fit_steps`` iterations.
-3. **The decision**: a sample not proven out of range takes the exact route when its fit came
-   within ``near`` of x (relative residual), or when the cheap check pinned the last layer's input
-   (x is exactly in that layer's range, with a single pre-image: where the layer's pinned rows
-   overdetermine its input, as on the paper's 20-60-784 decoder, no real image passes that) — the exact route (:mod:`~ganinvert.inverters.exact`: the layer-wise
-   pass with its LPs, Levenberg-Marquardt from the fit's end and other starts, the pattern
-   descent, kicks), and its answer is certified. A sample whose fit stays further away is not
-   near the range, and the LPs and searches (seconds per sample) would only prove it: measured
-   on 16 real held-out digits per shipped generator, the fit of a real digit ends at a relative
-   residual of 4e-2 or more (``dcgan``; 1e-1 or more on ``mlp_gan``, 2e-1 on ``mnist_mlp``); the
-   fit of an x = G(z*) is within 1.3e-2 after a quarter of Adam's time, on generators whose last
-   layer is scaled x3 to saturate too (``benchmarks/bench_curves.py``; design §3.6).
-4. **The projection** for every sample still without ``G(z) = x``: its current latent and
-   ``fit_restarts`` random draws, ``fit_steps`` L-BFGS iterations each as one batch, the best
-   kept. Status APPROXIMATE with the residual; the message says why (the proof, the distance,
-   or that the exact searches found nothing).
+   (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior, plus the projected
+   layer-wise estimate where x was proven out of range. It runs until it plateaus (``plateau``)
+   or for ``fit_steps`` iterations.
+3. **The decision**: a sample not proven out of range takes the exact route in full when its fit
+   came within ``near`` of x (relative residual), or when the cheap check pinned the last layer's
+   input (x is exactly in that layer's range).
+   - The exact route is :mod:`~ganinvert.inverters.exact`: the layer-wise pass with its LPs,
+     Levenberg-Marquardt from the fit's end and other starts, the pattern descent, kicks. Its
+     answer is certified.
+   - A sample whose fit stays further away is most likely not near the range; there the LPs and
+     searches (seconds per sample) would only prove it.
+   - Measured on 16 real held-out digits per shipped generator, the fit of a real digit ends at a
+     relative residual of 4e-2 or more (``dcgan``; 1e-1 or more on ``mlp_gan``, 2e-1 on
+     ``mnist_mlp``). The fit of an x = G(z*) is within 1.3e-2 after a quarter of Adam's time,
+     also on generators whose last layer is scaled x3 to saturate.
+4. **The projection** for every sample still without ``G(z) = x``: ``fit_restarts`` random draws,
+   each fitted the same way, kept where better. A sample it brings within ``near`` gets the exact
+   route in full.
+5. **The far samples** get the exact route within ``share`` of the time the stages before took.
+   A sample whose last layer the pass's LP pins to one point is searched in full.
+   Status APPROXIMATE with the residual; the message says why (the proof, the distance, or that
+   the exact searches found nothing).
 """
 
 from __future__ import annotations
