@@ -184,7 +184,8 @@ def main() -> None:
         last = [m for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))][-1]
         with torch.no_grad():
             last.weight.mul_(args.saturate)
-            last.bias.mul_(args.saturate)
+            if last.bias is not None:  # a DCGAN's last layer often has none
+                last.bias.mul_(args.saturate)
         z = torch.randn(args.samples, nz, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
         y = _labels(G, args.samples, seed + 2)
         cond = y or None
