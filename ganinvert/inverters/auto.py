@@ -173,8 +173,7 @@ class Auto(ExactRoute, Inverter):
         if proven[todo].any():  # and the projected estimate (its units at the kinks of u >= 0 have no gradient)
             starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau,
-                         enough=self.near)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
         before = chain.relative_residual(raw.z[t], x[t]).cpu()
         after = fit.residual.cpu()
         won = (after < before).nonzero().flatten()
@@ -269,8 +268,7 @@ class Auto(ExactRoute, Inverter):
         draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
         starts = draws[:, None].expand(-1, rows.numel(), -1)
         budget.stage(f"auto: projection (L-BFGS from {self.fit_restarts} random starts)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau,
-                         enough=self.near)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
         won = (fit.residual.cpu() < before).nonzero().flatten()
         raw.z[rows[won].to(x.device)] = fit.z[won.to(x.device)]
         raw.unique[rows[won]] = False

@@ -36,7 +36,7 @@ class Fit(NamedTuple):
 
 
 def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: int,
-               budget: Budget | None = None, ftol: float = 0.0, enough: float = 0.0) -> Fit:
+               budget: Budget | None = None, ftol: float = 0.0) -> Fit:
     """L-BFGS on ``||G(z) - x||^2`` from every start of every sample, as one batch.
 
     Args:
@@ -46,8 +46,6 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
         iters: L-BFGS iterations per start (a start whose fit stops descending stops earlier).
         budget: checked between iterations; once expired every start keeps where it is.
         ftol: a start stops once its loss falls by less than this fraction per 25 iterations.
-        enough: a start stops once its relative residual is at or below this (what comes next,
-            Levenberg-Marquardt, is faster from there than more L-BFGS).
 
     Returns:
         The best end per sample (:class:`Fit`); never worse than the best start.
@@ -64,10 +62,9 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
         return (rb.rows(rows).misfit(chain.walk(z)[-1].pre) ** 2).sum(1)  # distance to what x allows
 
     z = z0 = starts.reshape(S * B, k)
-    goal = (enough * xs.norm(dim=1)) ** 2  # the loss at relative residual `enough`
     if rb is not None:  # out of the flat pieces first, then the pixels themselves (an x out of range
-        z, _ = lbfgs_rows(misfit, z, iters=iters, budget=budget, ftol=ftol, target=goal)  # fits them better)
-    z, _ = lbfgs_rows(pixels, z, iters=iters, budget=budget, ftol=ftol, target=goal)
+        z, _ = lbfgs_rows(misfit, z, iters=iters, budget=budget, ftol=ftol)  # fits them better)
+    z, _ = lbfgs_rows(pixels, z, iters=iters, budget=budget, ftol=ftol)
     res, res0 = chain.relative_residual(z, xs), chain.relative_residual(z0, xs)
     z = torch.where((res <= res0)[:, None], z, z0)  # the misfit phase can leave a start's pixels worse
     res = torch.minimum(res, res0).view(S, B)

@@ -31,8 +31,7 @@ def _value_and_grad(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 
 
 def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
-               history: int = 20, budget: Budget | None = None, ftol: float = 0.0,
-               target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               history: int = 20, budget: Budget | None = None, ftol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``loss_fn`` row by row from ``z`` ``(rows, k)``.
 
     Args:
@@ -45,7 +44,6 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
         budget: checked every few iterations; once expired the rows keep where they are.
         ftol: a row stops once its loss fell by less than this fraction over the last few
             iterations (a plateau: a real image's fit is done long before its iterations are).
-        target: ``(rows,)``: a row stops once its loss is at or below its target (None: never).
 
     Returns:
         ``(z, loss)``: the last iterates and their losses (never above the start's).
@@ -57,8 +55,6 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each row's own
     tiny = torch.finfo(z.dtype).tiny
     active = torch.ones_like(f, dtype=torch.bool)  # a row that could not descend is finished
-    if target is not None:
-        active &= f > target
     mark = f.clone()  # each row's loss at the last look
     for it in range(iters):
         if it % _PIECE == 0:
@@ -102,7 +98,7 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
             todo[won] = False
             t = torch.where(todo, t / 2, t)
         moved = f_new < f
-        active &= moved if target is None else moved & (f_new > target)
+        active &= moved
         if not active.any():
             break
         s, y = z_new - z, g_new - g
