@@ -289,7 +289,7 @@ class Auto(ExactRoute, Inverter):
                 why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i]:.2e} > "
                        f"near={self.near:g})" + (f"; the exact route, given {share:.2g} s (a share of the time the fit took), "
                                                  "found no G(z) = x" if route[i] == 2 else ""))
-            raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then {self.fit_restarts} random starts), "
+            raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then random starts: {self.fit_restarts}), "
                                f"relative residual {res[i]:.2e}")
         raw.infeasible[rows] = False  # a proof goes into the message; the status is APPROXIMATE
         raw.failed[rows] = False
