@@ -133,7 +133,7 @@ class Auto(ExactRoute, Inverter):
             return raw
         L = len(chain)
         pinned = raw.anchors.level[todo] < L if raw.anchors is not None else torch.zeros(todo.numel(), dtype=torch.bool)
-        fitted = self._fit(chain, x, raw, todo, proven, budget)
+        fitted = self._fit(chain, x, raw, todo, proven, res[todo], budget)
         route = torch.zeros(x.shape[0], dtype=torch.long)  # 1: near, the exact route in full; 2: far, in a share
         route[todo[((fitted <= self.near) | pinned) & ~proven[todo]]] = 1
         near = (route == 1).nonzero().flatten()
@@ -162,11 +162,12 @@ class Auto(ExactRoute, Inverter):
         return raw
 
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
-             budget: Budget) -> torch.Tensor:
+             before: torch.Tensor, budget: Budget) -> torch.Tensor:
         """Stage 2 for the samples ``todo``: the pixel fit from a draw of the prior (the same for
         every sample; ``z = 0`` is a stationary point of bias-free ReLU generators), and from the projected
-        layer-wise estimate where x was proven out of range; adopted where it fits better.
-        Returns the samples' relative residuals after it ``(len(todo),)``."""
+        layer-wise estimate where x was proven out of range; adopted where it fits better than
+        ``before`` (their relative residuals now). Returns their relative residuals after it
+        ``(len(todo),)``."""
         t = todo.to(x.device)
         draw = self.adam.init_std * SeedStream(self.seed, "auto: pixel fit", like=x).randn(1, chain.in_dim)
         starts = draw.expand(todo.numel(), -1)[None]
@@ -174,7 +175,6 @@ class Auto(ExactRoute, Inverter):
             starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
         fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
-        before = chain.relative_residual(raw.z[t], x[t]).cpu()
         after = fit.residual.cpu()
         won = (after < before).nonzero().flatten()
         raw.adopt(todo[won], fit.z[won.to(x.device)],
@@ -217,8 +217,7 @@ class Auto(ExactRoute, Inverter):
             proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
             budget.finished(int((res <= rtol).sum()))
             won = (res < have[open_]).nonzero().flatten()
-            for j in won.tolist():  # the pass's own answer, certificates and all
-                raw.scatter(rows[open_[j]].view(1), _one(sub, j))
+            raw.scatter(rows[open_[won]], sub.take(won))  # the pass's own answer, certificates and all
             have[open_[won]] = res[won]
             go = ((res > rtol) & ~proven[open_]).nonzero().flatten()
             # in a share, the pass's own time counts; a sample whose last layer the LP pinned to one
@@ -260,11 +259,10 @@ class Auto(ExactRoute, Inverter):
                  proven: torch.Tensor, budget: Budget) -> None:
         """Stage 4 for the samples ``rows`` left without ``G(z) = x``: ``fit_restarts`` random
         draws, the pixel fit from each, kept where one fits better than the sample's latent."""
-        t, k = rows.to(x.device), chain.in_dim
-        cur = raw.z[t]
-        before = chain.relative_residual(cur, x[t]).cpu()
         if self.fit_restarts == 0 or budget.expired:
             return
+        t, k = rows.to(x.device), chain.in_dim
+        before = chain.relative_residual(raw.z[t], x[t]).cpu()
         draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
         starts = draws[:, None].expand(-1, rows.numel(), -1)
         budget.stage(f"auto: projection (L-BFGS from {self.fit_restarts} random starts)")
@@ -306,9 +304,3 @@ def _layerwise(lw: Layerwise, chain: Chain, x: torch.Tensor, *, rtol: float, bud
         raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
         return raw
 
-
-def _one(sub: RawSolution, j: int) -> RawSolution:
-    """Sample ``j`` of ``sub`` as a batch of one (for :meth:`RawSolution.scatter`)."""
-    return RawSolution(z=sub.z[j:j + 1], layer_residuals=sub.layer_residuals[j:j + 1], unique=sub.unique[j:j + 1],
-                       methods=[sub.methods[j]], messages=[sub.messages[j]], infeasible=sub.infeasible[j:j + 1],
-                       failed=sub.failed[j:j + 1], bound=None if sub.bound is None else sub.bound[j:j + 1])

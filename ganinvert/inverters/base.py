@@ -82,6 +82,14 @@ class RawSolution:
         """An empty batch to fill (zero latents), e.g. with :meth:`scatter`."""
         return cls.of(torch.zeros(batch, latent_dim, dtype=dtype, device=device), n_layers, method=method)
 
+    def take(self, idx: torch.Tensor) -> "RawSolution":
+        """The samples ``idx`` (long, any device) as a batch of their own (anchors not carried)."""
+        rows = idx.cpu()
+        return RawSolution(z=self.z[idx.to(self.z.device)], layer_residuals=self.layer_residuals[rows],
+                           unique=self.unique[rows], methods=[self.methods[i] for i in rows.tolist()],
+                           messages=[self.messages[i] for i in rows.tolist()], infeasible=self.infeasible[rows],
+                           failed=self.failed[rows], bound=None if self.bound is None else self.bound[rows])
+
     def scatter(self, idx: torch.Tensor, sub: "RawSolution") -> None:
         """Write a sub-batch's results into some rows of this batch.
 
