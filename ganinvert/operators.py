@@ -127,14 +127,25 @@ class _Conv(LinearOperator):
         self.weight = weight
         self.geometry = geometry
         self.in_shape = tuple(in_shape)
-        probe = torch.empty((1, *self.in_shape), device="meta", dtype=weight.dtype)
-        self.out_shape = tuple(self._apply(probe, weight.to("meta")).shape[1:])
+        # by the formula, not a probe on the meta device: the first meta op of a process imports
+        # torch's meta kernels, 2-3 s that every first call of invert paid
+        self.out_shape = (self._out_channels(weight), *self._out_hw(self.in_shape[1:], weight.shape[2:]))
 
     dtype = property(lambda self: self.weight.dtype)
     device = property(lambda self: self.weight.device)
 
     def _apply(self, u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _out_channels(self, weight: torch.Tensor) -> int:
+        raise NotImplementedError
+
+    def _out_hw(self, hw: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _pair(self, key: str, default: int) -> tuple[int, int]:
+        v = self.geometry.get(key, default)
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         out = self._apply(u.reshape(-1, *self.in_shape), self.weight)  # (B, C, H, W)
@@ -150,12 +161,41 @@ class Conv2d(_Conv):
     def _apply(self, u, weight):
         return F.conv2d(u, weight, None, **self.geometry)
 
+    def _out_channels(self, weight):
+        return weight.shape[0]
+
+    def _out_hw(self, hw, kernel):
+        s, p, d = self._pair("stride", 1), self._pair("padding", 0), self._pair("dilation", 1)
+        return tuple((hw[i] + 2 * p[i] - d[i] * (kernel[i] - 1) - 1) // s[i] + 1 for i in range(2))
+
 
 class ConvTranspose2d(_Conv):
-    """``F.conv_transpose2d`` without bias."""
+    """``F.conv_transpose2d`` without bias.
+
+    With few output channels (a generator's last layer: 64 -> 1 channel) and no groups or
+    dilation, it is computed as what it is, ``fold(W^T u)`` (the columns of every input pixel,
+    summed into place): on CPU, for the 64 directions of a Jacobian through ``dcgan_odd``'s last
+    layer, 9x faster than ``conv_transpose2d``'s kernel for one output channel (the same sums)."""
 
     def _apply(self, u, weight):
-        return F.conv_transpose2d(u, weight, None, **self.geometry)
+        g = self.geometry
+        if weight.shape[1] <= _FOLD_CHANNELS and g.get("groups", 1) == 1 and self._pair("dilation", 1) == (1, 1):
+            cols = weight.reshape(weight.shape[0], -1).T @ u.reshape(u.shape[0], u.shape[1], -1)
+            return F.fold(cols, self.out_shape[1:], weight.shape[2:], stride=g.get("stride", 1),
+                          padding=g.get("padding", 0))
+        return F.conv_transpose2d(u, weight, None, **g)
+
+    def _out_channels(self, weight):
+        return weight.shape[1] * self.geometry.get("groups", 1)
+
+    def _out_hw(self, hw, kernel):
+        s, p, d = self._pair("stride", 1), self._pair("padding", 0), self._pair("dilation", 1)
+        op = self._pair("output_padding", 0)
+        return tuple((hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (kernel[i] - 1) + op[i] + 1 for i in range(2))
+
+
+#: output channels up to which :class:`ConvTranspose2d` folds its columns itself
+_FOLD_CHANNELS = 4
 
 
 class LinearFunction(LinearOperator):

@@ -45,3 +45,30 @@ def test_compose_keeps_convolutions_matrix_free():
 def test_dense_refuses_matrices_over_the_limit():
     with pytest.raises(LayerTooLargeError, match="max_dense_entries|over the limit"):
         CONVS[0].dense(max_entries=100)
+
+
+GEOMETRIES = [  # (in, out, kernel, stride, padding, output_padding, dilation, groups, size)
+    (64, 1, (4, 4), 2, 0, 0, 1, 1, 13),  # dcgan_odd's last layer: the folded path
+    (6, 3, (3, 2), (2, 1), (1, 0), (1, 0), 1, 1, 5),  # folded, uneven geometry
+    (4, 6, (3, 3), 2, 1, 1, 2, 2, 5),  # conv_transpose2d's own kernel (groups, dilation)
+    (8, 8, (4, 4), 1, 0, 0, 1, 1, 3),
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,op,d,g,size", GEOMETRIES)
+def test_convolutions_match_torch_in_shape_and_values(cin, cout, k, s, p, op, d, g, size):
+    # out_shape comes from the formula (no meta-device probe) and the few-channel transpose is
+    # computed as fold(W^T u): both must be torch's own, to rounding
+    u = _rand(3, cin * size * size)
+    w = _rand(cin, cout // g, *k)
+    t = ConvTranspose2d(w, in_shape=(cin, size, size), stride=s, padding=p, output_padding=op, dilation=d, groups=g)
+    ref = torch.nn.functional.conv_transpose2d(u.view(3, cin, size, size), w, stride=s, padding=p,
+                                               output_padding=op, dilation=d, groups=g)
+    assert t.out_shape == tuple(ref.shape[1:])
+    torch.testing.assert_close(t.matvec(u), ref.reshape(3, -1), rtol=1e-12, atol=1e-12)
+    w2 = _rand(cout, cin // g, *k)
+    c = Conv2d(w2, in_shape=(cin, size + 4, size + 4), stride=s, padding=p, dilation=d, groups=g)
+    u2 = _rand(3, cin * (size + 4) ** 2)
+    ref2 = torch.nn.functional.conv2d(u2.view(3, cin, size + 4, size + 4), w2, stride=s, padding=p, dilation=d, groups=g)
+    assert c.out_shape == tuple(ref2.shape[1:])
+    torch.testing.assert_close(c.matvec(u2), ref2.reshape(3, -1), rtol=1e-12, atol=1e-12)
