@@ -53,6 +53,10 @@ from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
+#: an early LM try stops once its misfit fell by less than this fraction over 4 Jacobians. Measured
+#: per 8 Jacobians from the fit's 25th iteration: x = G(z*) on dcgan_odd x2, x3 falls to 0.04-0.13 of
+#: it, on mlp_gan x3 to 0.3-0.5; a real digit's stays at 0.95-1.0 (mlp_gan, mnist_mlp, dcgan)
+_STALL = 0.3
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
@@ -86,6 +90,11 @@ class Auto(ExactRoute, Inverter):
             stages before it took (0: never; ``math.inf``: always in full, the exhaustive search
             for an ``x = G(z*)`` whose fit stalls far away, as on 3 of 100 samples of the paper's
             decoder, at the cost of real images' time).
+        early: during the pixel fit, a sample whose relative residual has come within this (and
+            has halved since its last try) gets ``early_steps`` Levenberg-Marquardt Jacobians from
+            where its fit is, and stops at ``G(z) = x`` (0: never; piecewise-linear hidden
+            activations only). Under deep output saturation the fit creeps (docs/design.md §3.7).
+        early_steps: Jacobians per early try.
     """
 
     name = "auto"
@@ -93,17 +102,19 @@ class Auto(ExactRoute, Inverter):
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
                  adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20,
                  kick_scale: float = 0.3, seed: int = 0, near: float = 0.02, fit_steps: int = 300,
-                 fit_restarts: int = 1, plateau: float = 1e-2, share: float = 0.4) -> None:
+                 fit_restarts: int = 1, plateau: float = 1e-2, share: float = 0.4, early: float = 0.5,
+                 early_steps: int = 60) -> None:
         if (starts < 1 or lm_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
                 or not kick_scale > 0 or not near >= 0 or fit_steps < 0 or fit_restarts < 0
-                or not 0 <= plateau < 1 or not share >= 0):
+                or not 0 <= plateau < 1 or not share >= 0 or not early >= 0 or early_steps < 1):
             raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
                                     f"kicks >= 0, kick_scale > 0, near >= 0, fit_steps >= 0, fit_restarts >= 0, "
-                                    f"0 <= plateau < 1, share >= 0, "
+                                    f"0 <= plateau < 1, share >= 0, early >= 0, early_steps >= 1, "
                                     f"Got: starts={starts}, lm_steps={lm_steps}, pattern_seeds={pattern_seeds}, "
                                     f"pattern_rounds={pattern_rounds}, kicks={kicks}, kick_scale={kick_scale}, "
                                     f"near={near}, fit_steps={fit_steps}, fit_restarts={fit_restarts}, "
-                                    f"plateau={plateau} (in [0, 1)), share={share} (>= 0)")
+                                    f"plateau={plateau} (in [0, 1)), share={share} (>= 0), early={early}, "
+                                    f"early_steps={early_steps}")
         self.starts, self.lm_steps, self.pattern_seeds = int(starts), int(lm_steps), int(pattern_seeds)
         self.layerwise = layerwise or Layerwise()
         self.adam = adam or Adam(steps=300, lr=0.05, restarts=4, loss="preactivation", polish=200,
@@ -112,6 +123,7 @@ class Auto(ExactRoute, Inverter):
         self.kick_scale, self.seed = float(kick_scale), int(seed)
         self.near, self.fit_steps, self.fit_restarts = float(near), int(fit_steps), int(fit_restarts)
         self.plateau, self.share = float(plateau), float(share)
+        self.early, self.early_steps = float(early), int(early_steps)
 
     def without_chain(self) -> Adam:
         """On a generator that could not be converted (a black box): the best search that needs
@@ -133,9 +145,16 @@ class Auto(ExactRoute, Inverter):
             return raw
         L = len(chain)
         pinned = raw.anchors.level[todo] < L if raw.anchors is not None else torch.zeros(todo.numel(), dtype=torch.bool)
-        fitted = self._fit(chain, x, raw, todo, proven, res[todo], budget)
+        pinned &= ~proven[todo]
+        if pinned.any() and piecewise_linear(chain):
+            self._below_anchor(chain, x, raw, todo[pinned], rtol=rtol, budget=budget)
         route = torch.zeros(x.shape[0], dtype=torch.long)  # 1: near, the exact route in full; 2: far, in a share
-        route[todo[((fitted <= self.near) | pinned) & ~proven[todo]]] = 1
+        route[todo[pinned]] = 1  # x is exactly in the last layer's range: no real image gets there
+        fitted = torch.full((x.shape[0],), float("nan"), dtype=torch.float64)
+        rest = todo[~pinned]
+        if rest.numel():
+            fitted[rest] = self._fit(chain, x, raw, rest, proven, res[rest], rtol=rtol, budget=budget)
+            route[rest[(fitted[rest] <= self.near) & ~proven[rest]]] = 1
         near = (route == 1).nonzero().flatten()
         if near.numel() and not budget.expired:
             proven[near] = self._exact(chain, x, raw, near, rtol=rtol, budget=budget)
@@ -156,13 +175,12 @@ class Auto(ExactRoute, Inverter):
             proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=share)
         res = chain.relative_residual(raw.z, x).cpu()
         left = left[res[left] > rtol]
-        self._explain(raw, left, res, proven=proven, route=route, fitted=dict(zip(todo.tolist(), fitted.tolist())),
-                      share=share)
+        self._explain(raw, left, res, proven=proven, route=route, fitted=fitted, share=share)
         budget.finished(left.numel())
         return raw
 
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
-             before: torch.Tensor, budget: Budget) -> torch.Tensor:
+             before: torch.Tensor, *, rtol: float, budget: Budget) -> torch.Tensor:
         """Stage 2 for the samples ``todo``: the pixel fit from a draw of the prior (the same for
         every sample; ``z = 0`` is a stationary point of bias-free ReLU generators), and from the projected
         layer-wise estimate where x was proven out of range; adopted where it fits better than
@@ -174,16 +192,50 @@ class Auto(ExactRoute, Inverter):
         if proven[todo].any():  # and the projected estimate (its units at the kinks of u >= 0 have no gradient)
             starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
+        early = self._early_lm(chain, x[t], proven[todo], starts.shape[0], rtol=rtol, budget=budget)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, every=early)
         after = fit.residual.cpu()
         won = (after < before).nonzero().flatten()
+        lm = early.solved.view(-1, todo.numel()).any(0) if early is not None else torch.zeros_like(proven[todo])
         raw.adopt(todo[won], fit.z[won.to(x.device)],
-                  methods=[f"{raw.methods[i]}>lbfgs" if proven[i] else "lbfgs" for i in todo[won].tolist()],
+                  methods=[f"{raw.methods[i]}>lbfgs" if proven[i] else "lbfgs>lm" if lm[j] else "lbfgs"
+                           for j, i in zip(won.tolist(), todo[won].tolist())],
                   messages=[raw.messages[i] if proven[i] else "" for i in todo[won].tolist()])
         raw.infeasible[todo[won]] = proven[todo[won]]  # the proof stands, whatever latent fits best
         logger.info("auto: pixel fit of %d samples, median relative residual %.2e; %d within near=%g",
                     todo.numel(), after.median().item(), int((after <= self.near).sum()), self.near)
         return torch.minimum(before, after)
+
+    def _below_anchor(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *, rtol: float,
+                      budget: Budget) -> None:
+        """For the samples ``rows`` whose last layer the cheap check pinned (its input is known
+        exactly): Levenberg-Marquardt below that layer against its recovered input, from the
+        check's own estimate, ``z = 0`` and random draws, before any fit or LP. On ``mlp_gan``
+        (64-256-256-784) the search below the pinned second hidden layer solves at once what the
+        pixel fit and the square layer's LP took seconds to reach (docs/design.md §3.7). Answers
+        are adopted where they fit better; the exact route then polishes and certifies them."""
+        budget.stage("auto: Levenberg-Marquardt below the pinned layer")
+        t = rows.to(x.device)
+        z, tags = self._anchored(chain, raw, rows, raw.z[t], x[t], rtol=rtol,
+                                 have_seed=torch.ones(rows.numel(), dtype=torch.bool), budget=budget, lm_only=True,
+                                 first="lm(layer-wise start)")
+        before = chain.relative_residual(raw.z[t], x[t]).cpu()
+        better = (chain.relative_residual(z, x[t]).cpu() < before).nonzero().flatten()
+        raw.adopt(rows[better], z[better.to(x.device)],
+                  methods=[f"{raw.methods[rows[j]]}>{tags[j]}" if tags[j] else raw.methods[rows[j]] for j in better.tolist()],
+                  messages=[""] * better.numel())
+
+    def _early_lm(self, chain: Chain, x: torch.Tensor, proven: torch.Tensor, S: int, *, rtol: float,
+                  budget: Budget) -> "_EarlyLM | None":
+        """The pixel fit's hook for ``S`` starts of the samples ``x`` (None where it has none:
+        ``early=0``, or hidden activations without regions for LM to walk): the last start (the
+        draw) of each sample not ``proven`` out of range."""
+        if not self.early > 0 or not piecewise_linear(chain):
+            return None
+        tryable = torch.zeros(S, x.shape[0], dtype=torch.bool)
+        tryable[-1] = ~proven
+        return _EarlyLM(chain, x.repeat(S, 1), tryable.flatten(), near=self.early, steps=self.early_steps,
+                        rtol=rtol, budget=budget)
 
     def _exact(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *, rtol: float,
                budget: Budget, share: float | None = None) -> torch.Tensor:
@@ -275,7 +327,7 @@ class Auto(ExactRoute, Inverter):
         raw.infeasible[rows] = proven  # the proof stands; the messages say it
 
     def _explain(self, raw: RawSolution, rows: torch.Tensor, res: torch.Tensor, *, proven: torch.Tensor,
-                 route: torch.Tensor, fitted: dict[int, float], share: float) -> None:
+                 route: torch.Tensor, fitted: torch.Tensor, share: float) -> None:
         """The samples ``rows`` end APPROXIMATE: each message says why no exact answer (the proof,
         the exact route's search in full or in its share of the time) and how it was fitted."""
         for i in rows.tolist():
@@ -284,7 +336,7 @@ class Auto(ExactRoute, Inverter):
             elif route[i] == 1:
                 why = "the exact searches found no G(z) = x (x is not proven out of range)"
             else:
-                why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i]:.2e} > "
+                why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i].item():.2e} > "
                        f"near={self.near:g})" + (f"; the exact route, given {share:.2g} s (a share of the time the fit took), "
                                                  "found no G(z) = x" if route[i] == 2 else ""))
             raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then random starts: {self.fit_restarts}), "
@@ -304,3 +356,42 @@ def _layerwise(lw: Layerwise, chain: Chain, x: torch.Tensor, *, rtol: float, bud
         raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
         return raw
 
+
+class _EarlyLM:
+    """The pixel fit's hook (:func:`~ganinvert.search.fit.fit_pixels`' ``every``): a start that has
+    come within ``near`` of x (relative residual), and has halved its residual since its last
+    try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once its
+    misfit stalls: on a real image after 4-8); one that reaches ``G(z) = x`` stops its fit there, one
+    that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
+    x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
+    saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
+    §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start
+    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished."""
+
+    def __init__(self, chain: Chain, xs: torch.Tensor, tryable: torch.Tensor, *, near: float, steps: int,
+                 rtol: float, budget: Budget) -> None:
+        self.chain, self.xs, self.near, self.steps, self.rtol, self.budget = chain, xs, near, steps, rtol, budget
+        self.last = torch.where(tryable, float("inf"), 0.0).to(torch.float64)  # residual at the last try (0: never)
+        self.solved = torch.zeros(xs.shape[0], dtype=torch.bool)
+
+    def __call__(self, z: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        moved = torch.zeros_like(self.solved)
+        rows = (active.cpu() & ~self.solved).nonzero().flatten()
+        if rows.numel() == 0 or self.budget.expired:
+            return self.solved.to(active.device), moved.to(active.device)
+        dev = z.device
+        res = self.chain.relative_residual(z[rows.to(dev)], self.xs[rows.to(dev)]).cpu()
+        go = (res <= self.near) & (res <= self.last[rows] / 2)
+        rows, res = rows[go], res[go]
+        if rows.numel():
+            sol = levenberg_marquardt(self.chain, z[rows.to(dev)], self.xs[rows.to(dev)], rtol=self.rtol,
+                                      steps=self.steps, budget=self.budget, stall=_STALL)
+            after = sol.residual.cpu()
+            # LM's end where it fits the pixels better: solved rows stop there, the others fit on
+            # from it (LM's progress is kept; the next try starts where this one ended)
+            won = (after < res).nonzero().flatten()
+            z[rows[won].to(dev)] = sol.z[won.to(dev)]
+            self.last[rows] = torch.minimum(res, after)
+            self.solved[rows] = after <= self.rtol  # (counted on the bar by the exact route, which polishes them)
+            moved[rows[won]] = True
+        return self.solved.to(active.device), (moved & ~self.solved).to(active.device)

@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Layerwise) -> torch.Tensor:
     """``(B, L)`` bool: layer ``i``'s pre-image of its output at ``z`` is the single point it was
-    given. All True proves that ``z`` is the only latent with this ``G(z)``; when some layer
+    given (tested at that point, :meth:`Layerwise.certify_layer`: no LP has to find it first). All True proves that ``z`` is the only latent with this ``G(z)``; when some layer
     cannot be checked (see :class:`Layerwise`'s size limits) nothing is solved and all is False."""
     B, L = z.shape[0], len(chain)
     unique = torch.zeros(B, L, dtype=torch.bool)
@@ -59,11 +59,12 @@ def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Laye
             return unique  # a layer too large to check, or contracting past the LP limit: z = z* is out of reach
     with torch.no_grad():
         outs = chain.forward_all(z)
+    ins = [z, *outs[:-1]]  # each layer's known input
 
     def step(i: int, A: torch.Tensor, y: torch.Tensor, rows: torch.Tensor):
-        sol = layerwise.solve_layer(chain, i, A, y, rtol=rtol, fast_path=True)
-        unique[rows.cpu(), i] = (sol.unique & sol.solver_ok).cpu()
-        return sol.u, torch.ones_like(sol.solver_ok)  # every layer is checked at its own known target
+        u = ins[i][rows.to(z.device)]
+        unique[rows.cpu(), i] = layerwise.certify_layer(chain, i, A, y, u, rtol=rtol).cpu()
+        return u, torch.ones(rows.numel(), dtype=torch.bool, device=u.device)  # every layer at its known target
 
     BackwardPass(chain, max_dense_entries=layerwise.max_dense_entries).run(outs[-1], step, targets=outs)
     return unique
@@ -105,8 +106,10 @@ class ExactRoute:
     ``kick_scale``, ``seed``)."""
 
     def _search(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float,
-                have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """Stages 2-4 for the open samples: best ``z`` (B, k), its residual (B,), a tag each."""
+                have_seed: torch.Tensor, budget: Budget, lm_only: bool = False, first: str = _LM_TAGS[0]
+                ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Stages 2-4 for the open samples (stage 2 alone with ``lm_only``): best ``z`` (B, k), its
+        residual (B,), a tag each (``first``: the tag of an answer from the first start ``z0``)."""
         rec = _Record(z0, rtol, budget)
         if not piecewise_linear(chain):  # no activation regions to walk: Adam's restarts are the search
             ends = self.adam.endpoints(chain, x, z0=z0, budget=budget)
@@ -114,13 +117,15 @@ class ExactRoute:
             res = chain.relative_residual(ends.reshape(-1, k), x.repeat(ends.shape[0], 1)).cpu()
             rec.take(ends.reshape(-1, k), res, torch.arange(ends.shape[0] * x.shape[0]), lambda s: "adam")
             return rec.z, rec.residual, rec.tags
-        at, res0 = self._lm_waves(chain, z0, x, rec, have_seed)
+        at, res0 = self._lm_waves(chain, z0, x, rec, have_seed, first=first)
+        if lm_only:
+            return rec.z, rec.residual, rec.tags
         trapped = self._pattern_waves(chain, x, rec, at, res0)
         self._kick_rounds(chain, x, rec, at, trapped)
         return rec.z, rec.residual, rec.tags
 
     def _lm_waves(self, chain: Chain, z0: torch.Tensor, x: torch.Tensor, rec: _Record,
-                  have_seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                  have_seed: torch.Tensor, first: str = _LM_TAGS[0]) -> tuple[torch.Tensor, torch.Tensor]:
         """Levenberg-Marquardt from ``z0`` (the pixel fit's end), ``z = 0``, then random draws, one wave
         per start while a sample is open. Returns every start's end ``(S * B, k)`` (nan: not
         started; row ``w * B + i`` is start ``w`` of sample ``i``) and its residual ``(S * B,)``."""
@@ -139,7 +144,7 @@ class ExactRoute:
             budget.stage(f"auto: Levenberg-Marquardt from start {w + 1} of {S}")
             sol = levenberg_marquardt(chain, start, x[rows.to(dev)], rtol=rec.rtol, steps=self.lm_steps,
                                       budget=budget)
-            rec.take(sol.z, sol.residual.cpu(), rows + w * B, lambda s: _LM_TAGS[min(s, 2)])
+            rec.take(sol.z, sol.residual.cpu(), rows + w * B, lambda s: first if s == 0 else _LM_TAGS[min(s, 2)])
             at[(rows + w * B).to(dev)], res0[rows + w * B] = sol.z, sol.residual.cpu()
         return at, res0
 
@@ -187,7 +192,8 @@ class ExactRoute:
             logger.info("auto: after kick %d, %d of %d samples open", n, int(rec.open.sum()), B)
 
     def _anchored(self, chain: Chain, raw: RawSolution, todo: torch.Tensor, z0: torch.Tensor, x: torch.Tensor,
-                  *, rtol: float, have_seed: torch.Tensor, budget: Budget) -> tuple[torch.Tensor, list[str]]:
+                  *, rtol: float, have_seed: torch.Tensor, budget: Budget,
+                  lm_only: bool = False, first: str = _LM_TAGS[0]) -> tuple[torch.Tensor, list[str]]:
         """The search for the open samples ``todo``, each below its anchor: where the layer-wise
         pass pinned the output of layer ``level - 1`` exactly (every layer above has a
         single-point pre-image), only layers ``0..level-1`` are searched, with that output as
@@ -207,7 +213,7 @@ class ExactRoute:
             else:
                 sub, y = Chain(chain.layers[:lvl], chain.in_shape), raw.anchors.target(lvl, todo[sel]).to(x.device)
             zs, _, found = self._search(sub, z0[sel.to(x.device)], y, rtol=rtol, have_seed=have_seed[sel],
-                                        budget=budget)
+                                        budget=budget, lm_only=lm_only, first=first)
             z[sel.to(x.device)] = zs
             for j, i in enumerate(sel.tolist()):
                 tags[i] = found[j] if lvl == L or not found[j] else f"{found[j]}@{lvl}"

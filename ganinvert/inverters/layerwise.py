@@ -14,7 +14,7 @@ from ..budget import Budget, unlimited
 from ..chain import Chain
 from ..errors import InvalidInputError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
-from ..lp.layer import beyond_lp
+from ..lp.layer import beyond_lp, certify_at
 from ..lp.cvx import lp_layer
 from ..lp.problem import MAX_DENSE_INPUT
 from ..operators import DEFAULT_MAX_DENSE
@@ -110,6 +110,14 @@ class Layerwise(Inverter):
                             fast_path=self.fast_path if fast_path is None else fast_path,
                             max_lp_dim=self.max_lp_dim, solver_options=self.solver_options,
                             stop=None if budget is None or budget.deadline is None else lambda: budget.expired)
+
+    def certify_layer(self, chain: Chain, i: int, A: torch.Tensor, y: torch.Tensor, u: torch.Tensor, *,
+                      rtol: float) -> torch.Tensor:
+        """``(b,)`` bool: layer ``i``'s pre-image of ``y`` is the single point ``u`` it was given (the
+        uniqueness check along a known ``G(z)``, with this inverter's tolerances; no LP)."""
+        layer = chain.layers[i]
+        return certify_at(A, layer.bias, layer.act, y, u, u_range=chain.input_range(i),
+                          rtol=self.layer_rtol * rtol, rank_rtol=self.rank_rtol)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         B, L = x.shape[0], len(chain)

@@ -137,3 +137,21 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
                      rest.numel(), B, solver, sol.iterations)
     return LayerSolution(u=u, residual=prob.violation(u), unique=unique, solver_ok=solver_ok,
                          optimum=optimum, methods=methods, messages=messages)
+
+
+def certify_at(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, u: torch.Tensor, *,
+               u_range: tuple[float, float], rtol: float, rank_rtol: float = 1e-8) -> torch.Tensor:
+    """``(B,)`` bool: the pre-image of ``y`` under ``act(A u + b)`` is the single point ``u``, for a
+    ``u`` already known to be one (a layer input along a known ``G(z)``).
+
+    The test is :func:`~ganinvert.lp.certify.polish_and_certify`'s, at ``u`` itself: no LP needs to
+    find a point first. Where the active set at ``u`` leaves a direction free (a 256 -> 256 layer
+    with 40 lit outputs), that direction is the proof of a second pre-image, found by one rank
+    test; only a point whose equalities pin it but whose tight one-sided rows might not needs
+    the small Stiemke LP. On the uniqueness check of ``mlp_gan``'s square layer this replaced a
+    full layer LP per sample (docs/design.md §3.7). A ``u`` that is not a pre-image to
+    tolerance is never certified."""
+    tol = rtol * target_scale(y)
+    prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
+    _, unique = polish_and_certify(prob, u, tol=tol, rank_rtol=rank_rtol)
+    return unique & (prob.violation(u) <= tol)

@@ -17,7 +17,7 @@ iterations), so restarts come after the first fit has converged, not beside it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -36,7 +36,8 @@ class Fit(NamedTuple):
 
 
 def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: int,
-               budget: Budget | None = None, ftol: float = 0.0) -> Fit:
+               budget: Budget | None = None, ftol: float = 0.0,
+               every: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Fit:
     """L-BFGS on ``||G(z) - x||^2`` from every start of every sample, as one batch.
 
     Args:
@@ -46,6 +47,9 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
         iters: L-BFGS iterations per start (a start whose fit stops descending stops earlier).
         budget: checked between iterations; once expired every start keeps where it is.
         ftol: a start stops once its loss falls by less than this fraction per 25 iterations.
+        every: :func:`~ganinvert.search.lbfgs.lbfgs_rows`'s hook, on the rows ``s * B + i`` (start
+            ``s`` of sample ``i``): every 25 iterations it may finish rows another way (``auto``
+            tries Levenberg-Marquardt from where a start has come near x) and stop them.
 
     Returns:
         The best end per sample (:class:`Fit`); never worse than the best start.
@@ -63,8 +67,8 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
 
     z = z0 = starts.reshape(S * B, k)
     if rb is not None:  # out of the flat pieces first, then the pixels themselves (an x out of range
-        z, _ = lbfgs_rows(misfit, z, iters=iters, budget=budget, ftol=ftol)  # fits them better)
-    z, _ = lbfgs_rows(pixels, z, iters=iters, budget=budget, ftol=ftol)
+        z, _ = lbfgs_rows(misfit, z, iters=iters, budget=budget, ftol=ftol, every=every)  # fits them better)
+    z, _ = lbfgs_rows(pixels, z, iters=iters, budget=budget, ftol=ftol, every=every)
     res, res0 = chain.relative_residual(z, xs), chain.relative_residual(z0, xs)
     z = torch.where((res <= res0)[:, None], z, z0)  # the misfit phase can leave a start's pixels worse
     res = torch.minimum(res, res0).view(S, B)

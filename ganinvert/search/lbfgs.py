@@ -31,7 +31,9 @@ def _value_and_grad(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 
 
 def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor, *, iters: int,
-               history: int = 20, budget: Budget | None = None, ftol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+               history: int = 20, budget: Budget | None = None, ftol: float = 0.0,
+               every: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``loss_fn`` row by row from ``z`` ``(rows, k)``.
 
     Args:
@@ -44,6 +46,11 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
         budget: checked every few iterations; once expired the rows keep where they are.
         ftol: a row stops once its loss fell by less than this fraction over the last few
             iterations (a plateau: a real image's fit is done long before its iterations are).
+        every: called as ``every(z, active)`` every few iterations with the current iterates and
+            the ``(rows,)`` bool mask of rows still descending; it may overwrite rows of ``z`` in
+            place and returns ``(done, moved)``, ``(rows,)`` bool masks: the rows to stop (solved
+            another way; their returned loss is the one at their last iterate) and the rows it
+            moved that go on from their new point (with a fresh history).
 
     Returns:
         ``(z, loss)``: the last iterates and their losses (never above the start's).
@@ -63,6 +70,16 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
             if ftol > 0 and it:
                 active &= f < (1 - ftol) * mark  # still descending by more than ftol per piece
                 mark = f.clone()
+            if every is not None and it and active.any():
+                done, moved = every(z, active.clone())
+                active &= ~done
+                if not active.any():
+                    break
+                moved = (moved & active).nonzero().flatten()
+                if moved.numel():  # a new point: its loss and gradient anew, its curvature pairs dropped
+                    f[moved], g[moved] = _value_and_grad(loss_fn, z[moved], moved)
+                    mark[moved] = f[moved]
+                    pairs = [(s_, y_, rho_.index_fill(0, moved, 0.0)) for s_, y_, rho_ in pairs]
         q, alphas = g.clone(), []
         for s, y, rho in reversed(pairs):
             a = rho * (s * q).sum(1)

@@ -150,3 +150,21 @@ def test_least_squares_bound_never_exceeds_the_lp_optimum_and_proves_only_empty_
     proven = fp.infeasible.nonzero().flatten().tolist()
     assert all(sol.methods[i] == "lstsq" and "no pre-image" in sol.messages[i] for i in proven)  # no LP spent
     assert torch.equal(sol.optimum[proven], fp.misfit_bound[proven])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_certifying_at_a_known_input_agrees_with_the_lp_route(seed):
+    # the uniqueness check along a known G(z) tests the known input itself (certify_at); the layer
+    # LP first finds a point and tests that one: on random layers, expanding and square, with
+    # outputs from sparse to dense, the two verdicts are the same per sample
+    from ganinvert.lp.layer import certify_at
+    g = torch.Generator().manual_seed(seed)
+    n, k = [(60, 20), (30, 30), (40, 30), (25, 10)][seed % 4]
+    A = torch.randn(n, k, generator=g, dtype=F64)
+    b = torch.randn(n, generator=g, dtype=F64) - (1.5 if seed % 2 else 0.0)  # sparse outputs on odd seeds
+    u = torch.relu(torch.randn(6, k, generator=g, dtype=F64))  # a ReLU layer's output: u >= 0, zeros tight
+    y = torch.relu(u @ A.T + b)
+    mine = certify_at(A, b, ReLU(), y, u, u_range=(0.0, math.inf), rtol=1e-9)
+    lp = invert_layer(A, b, ReLU(), y, u_range=(0.0, math.inf), rtol=1e-9)
+    assert torch.equal(mine, lp.unique & lp.solver_ok)
+    assert not certify_at(A, b, ReLU(), y, u + 0.1, u_range=(0.0, math.inf), rtol=1e-9).any()  # not a pre-image

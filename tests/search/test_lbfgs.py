@@ -73,3 +73,43 @@ def test_ftol_stops_a_row_on_a_plateau_and_leaves_a_descending_one_going():
         return slow(z, rows)
     z, f = lbfgs_rows(counted, z0, iters=500, ftol=1e-3)
     assert f.item() == pytest.approx(1.0) and len(calls) < 100  # stopped, not 500 iterations of line search
+
+
+def test_the_hook_stops_the_rows_it_finished_and_restarts_the_rows_it_moved():
+    # Rosenbrock takes more than one look (25 iterations) from (-1.2, 1): at the first look row 0 is
+    # "solved another way" (put on its minimum and stopped), row 1 is moved far away and must descend
+    # from there, with a fresh history, to the minimum
+    looks = []
+
+    def hook(z, active):
+        looks.append(active.clone())
+        if len(looks) == 1:
+            z[0] = torch.ones(2, dtype=z.dtype)
+            z[1] = torch.tensor([-2.0, 3.0], dtype=z.dtype)
+        return torch.tensor([True, False]), torch.tensor([False, len(looks) == 1])
+
+    z0 = torch.tensor([[-1.2, 1.0], [-1.2, 1.0]], dtype=torch.float64)
+    z, f = lbfgs_rows(_rosenbrock, z0, iters=300, every=hook)
+    assert looks and looks[0].all()
+    assert torch.equal(z[0], torch.ones(2, dtype=torch.float64))  # stopped where the hook put it
+    torch.testing.assert_close(z[1], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-6)
+    assert f[1] < 1e-12 and not any(look[0] for look in looks[1:])
+
+
+def test_fit_pixels_passes_its_starts_rows_to_the_hook():
+    import ganinvert as gi
+    from ganinvert.search.fit import fit_pixels
+    G = torch.nn.Sequential(torch.nn.Linear(3, 30), torch.nn.ReLU(), torch.nn.Linear(30, 30), torch.nn.Tanh()).double()
+    chain = gi.to_chain(G, latent_shape=(3,))
+    z = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = chain.output(z).detach()
+    seen = []
+
+    def hook(zz, active):  # solve sample 1 (start 1) exactly at the first look
+        seen.append(zz.shape[0])
+        zz[3] = z[1]
+        return torch.tensor([False, False, False, True]), torch.zeros(4, dtype=torch.bool)
+
+    starts = torch.full((2, 2, 3), 30.0, dtype=torch.float64)  # deep in Tanh's tails: a slow fit
+    fit = fit_pixels(chain, x, starts, iters=30, every=hook)
+    assert seen[0] == 4 and torch.equal(fit.z[1], z[1]) and fit.start[1] == 1
