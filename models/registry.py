@@ -44,6 +44,10 @@ SPECS: Mapping[str, Spec] = MappingProxyType({s.name: s for s in (
     Spec("dcgan", "gan", 32, "tanh", lambda: arch.DCGANGenerator(32, 32), arch.DCGANDiscriminator),
     Spec("mlp_gan", "gan", 64, "tanh", lambda: arch.TutorialMLPGenerator(64, 256), arch.MLPDiscriminator),
     Spec("dcgan_odd", "gan", 64, "tanh", lambda: arch.OddDCGANGenerator(64, 64), arch.MLPDiscriminator),
+    # the same two layouts trained to convergence by the plain recipe (no R1, no label smoothing):
+    # a deeply saturated background, as the generators users bring have (docs/design.md §3b)
+    Spec("mlp_gan_converged", "gan", 64, "tanh", lambda: arch.TutorialMLPGenerator(64, 256), arch.MLPDiscriminator),
+    Spec("dcgan_odd_converged", "gan", 64, "tanh", lambda: arch.OddDCGANGenerator(64, 64), arch.MLPDiscriminator),
     Spec("dcgan_upsample", "gan", 32, "tanh", lambda: arch.UpsampleDCGANGenerator(32, 32), arch.DCGANDiscriminator),
     Spec("cgan_mlp", "gan", 32, "tanh", lambda: arch.ConditionalMLPGenerator(32, 10),
          lambda: arch.ConditionalMLPDiscriminator(10), n_classes=10),
