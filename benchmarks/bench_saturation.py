@@ -2,10 +2,11 @@
 layer's weight and bias scaled by k, so that its output is driven into the ends of its range as
 generators trained to convergence by others are. Per (generator, k): N observations x = G(z*),
 float64, 2 threads; the default ``invert`` with ``time_limit`` = N x the per-sample budget, then
-(with ``--adam``) Adam with 4 restarts for the same wall time.
+(with ``--adam``) Adam with 4 restarts for the same wall time, and (with ``--adam1000``) the
+default's time over that of Adam's defaults (1000 steps, lr 0.05, 1 restart) on the same batch.
 
     python benchmarks/bench_saturation.py [--models mlp_gan dcgan_odd ...] [--ks 1 2 3 4]
-                                          [--samples 8] [--per-sample 1.0] [--adam] [--seed 1]
+                                          [--samples 8] [--per-sample 1.0] [--adam] [--adam1000] [--seed 1]
 
 Prints one row per (generator, k): the share of deeply saturated pixels (within 1e-5 of an end of
 the range), G(z) = x (relative residual <= 1e-6) out of N, EXACT and false EXACT (EXACT with a
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--per-sample", type=float, default=1.0, help="time_limit per sample, seconds")
     ap.add_argument("--adam", action="store_true", help="also Adam, 4 restarts, for the default's wall time")
+    ap.add_argument("--adam1000", action="store_true", help="also the default's time / Adam-1000's time")
     ap.add_argument("--seed", type=int, default=1, help="the latents z*")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -59,7 +61,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, {n} samples x = G(z*) per row, "
           f"default invert with time_limit = {args.per_sample:g} s/sample")
     print(f"{'generator':<22} {'k':>3} {'deep':>6} {'G(z)=x':>7} {'EXACT':>5} {'false':>5} {'s/sample':>8} "
-          f"{'med err':>8}" + (f" {'adam4 G=x':>9} {'med err':>8}" if args.adam else ""))
+          f"{'med err':>8}" + (f" {'adam4 G=x':>9} {'med err':>8}" if args.adam else "")
+          + (f" {'/adam1000':>9}" if args.adam1000 else ""))
     for name in args.models:
         for k in args.ks:
             G, m = stressed(name, k)
@@ -79,6 +82,10 @@ def main() -> None:
                 a = gi.invert(G, x, cond=labels or None, method=gi.Adam(restarts=4, steps=10**6, seed=0),
                               time_limit=seconds, progress=False)
                 row += f" {int((a.residual <= RTOL).sum()):>6}/{n:<2} {a.residual.median():>8.1e}"
+            if args.adam1000:
+                t = time.perf_counter()
+                gi.invert(G, x, cond=labels or None, method=gi.Adam(steps=1000, seed=0), progress=False)
+                row += f" {seconds / (time.perf_counter() - t):>8.2f}x"
             print(row, flush=True)
 
 

@@ -18,7 +18,7 @@ from ..budget import Budget
 
 _ARMIJO = 1e-4  # sufficient decrease
 _HALVINGS = 30  # backtracking steps before a row gives up this iteration
-_PIECE = 25  # iterations between two looks at the time limit
+_PIECE = 25  # iterations between two looks at the plateau and the hook
 
 
 def _value_and_grad(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor,
@@ -64,16 +64,16 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
     active = torch.ones_like(f, dtype=torch.bool)  # a row that could not descend is finished
     mark = f.clone()  # each row's loss at the last look
     for it in range(iters):
+        if budget is not None and budget.expired:  # a clock read: every iteration (a hook may have used the time)
+            break
         if it % _PIECE == 0:
-            if budget is not None and budget.expired:
-                break
             if ftol > 0 and it:
                 active &= f < (1 - ftol) * mark  # still descending by more than ftol per piece
                 mark = f.clone()
             if every is not None and it and active.any():
                 done, moved = every(z, active.clone())
                 active &= ~done
-                if not active.any():
+                if not active.any() or (budget is not None and budget.expired):
                     break
                 moved = (moved & active).nonzero().flatten()
                 if moved.numel():  # a new point: its loss and gradient anew, its curvature pairs dropped
