@@ -6,10 +6,14 @@ after the same time, and the exact, certified answer wherever one can be found (
    (``Layerwise(lp=False)``). On x = G(z*) with expanding layers it certifies z = z* at once.
    Where a layer's pinned rows overdetermine its input, it proves x out of range (a real digit
    under a decoder whose every output row is an equation).
+   Where it pinned the last layer's input (x is exactly in that layer's range), LM runs at once
+   on the layers below against that input (:meth:`Auto._below_anchor`).
 2. **The pixel fit** for every sample still open: L-BFGS on ``||G(z) - x||^2``
    (:func:`~ganinvert.search.fit.fit_pixels`) from a draw of the prior, plus the projected
    layer-wise estimate where x was proven out of range. It runs until it plateaus (``plateau``)
-   or for ``fit_steps`` iterations.
+   or for ``fit_steps`` iterations. Every 25 iterations a sample within ``early`` gets LM from
+   where its fit is (:class:`~ganinvert.search.fit.EarlyLM`): under deep output saturation the
+   fit of an ``x = G(z*)`` creeps, and LM gets into the basin from there (docs/design.md §3.7).
 3. **The decision**: a sample not proven out of range takes the exact route in full when its fit
    came within ``near`` of x (relative residual), or when the cheap check pinned the last layer's
    input (x is exactly in that layer's range).
@@ -44,7 +48,7 @@ from ..chain import Chain
 from ..errors import InvalidInputError, LayerTooLargeError
 from ..linearize import piecewise_linear
 from ..search.lm import levenberg_marquardt
-from ..search.fit import fit_pixels
+from ..search.fit import EarlyLM, fit_pixels
 from ..streams import SeedStream
 from .adam import Adam
 from .base import Inverter, RawSolution
@@ -53,10 +57,6 @@ from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
-#: an early LM try stops once its misfit fell by less than this fraction over 4 Jacobians. Measured
-#: per 8 Jacobians from the fit's 25th iteration: x = G(z*) on dcgan_odd x2, x3 falls to 0.04-0.13 of
-#: it, on mlp_gan x3 to 0.3-0.5; a real digit's stays at 0.95-1.0 (mlp_gan, mnist_mlp, dcgan)
-_STALL = 0.3
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
@@ -226,7 +226,7 @@ class Auto(ExactRoute, Inverter):
                   messages=[""] * better.numel())
 
     def _early_lm(self, chain: Chain, x: torch.Tensor, proven: torch.Tensor, S: int, *, rtol: float,
-                  budget: Budget) -> "_EarlyLM | None":
+                  budget: Budget) -> "EarlyLM | None":
         """The pixel fit's hook for ``S`` starts of the samples ``x`` (None where it has none:
         ``early=0``, or hidden activations without regions for LM to walk): the last start (the
         draw) of each sample not ``proven`` out of range."""
@@ -234,7 +234,7 @@ class Auto(ExactRoute, Inverter):
             return None
         tryable = torch.zeros(S, x.shape[0], dtype=torch.bool)
         tryable[-1] = ~proven
-        return _EarlyLM(chain, x.repeat(S, 1), tryable.flatten(), near=self.early, steps=self.early_steps,
+        return EarlyLM(chain, x.repeat(S, 1), tryable.flatten(), near=self.early, steps=self.early_steps,
                         rtol=rtol, budget=budget)
 
     def _exact(self, chain: Chain, x: torch.Tensor, raw: RawSolution, rows: torch.Tensor, *, rtol: float,
@@ -355,43 +355,3 @@ def _layerwise(lw: Layerwise, chain: Chain, x: torch.Tensor, *, rtol: float, bud
         raw.failed[:] = True
         raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
         return raw
-
-
-class _EarlyLM:
-    """The pixel fit's hook (:func:`~ganinvert.search.fit.fit_pixels`' ``every``): a start that has
-    come within ``near`` of x (relative residual), and has halved its residual since its last
-    try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once its
-    misfit stalls: on a real image after 4-8); one that reaches ``G(z) = x`` stops its fit there, one
-    that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
-    x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
-    saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
-    §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start
-    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished."""
-
-    def __init__(self, chain: Chain, xs: torch.Tensor, tryable: torch.Tensor, *, near: float, steps: int,
-                 rtol: float, budget: Budget) -> None:
-        self.chain, self.xs, self.near, self.steps, self.rtol, self.budget = chain, xs, near, steps, rtol, budget
-        self.last = torch.where(tryable, float("inf"), 0.0).to(torch.float64)  # residual at the last try (0: never)
-        self.solved = torch.zeros(xs.shape[0], dtype=torch.bool)
-
-    def __call__(self, z: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        moved = torch.zeros_like(self.solved)
-        rows = (active.cpu() & ~self.solved).nonzero().flatten()
-        if rows.numel() == 0 or self.budget.expired:
-            return self.solved.to(active.device), moved.to(active.device)
-        dev = z.device
-        res = self.chain.relative_residual(z[rows.to(dev)], self.xs[rows.to(dev)]).cpu()
-        go = (res <= self.near) & (res <= self.last[rows] / 2)
-        rows, res = rows[go], res[go]
-        if rows.numel():
-            sol = levenberg_marquardt(self.chain, z[rows.to(dev)], self.xs[rows.to(dev)], rtol=self.rtol,
-                                      steps=self.steps, budget=self.budget, stall=_STALL)
-            after = sol.residual.cpu()
-            # LM's end where it fits the pixels better: solved rows stop there, the others fit on
-            # from it (LM's progress is kept; the next try starts where this one ended)
-            won = (after < res).nonzero().flatten()
-            z[rows[won].to(dev)] = sol.z[won.to(dev)]
-            self.last[rows] = torch.minimum(res, after)
-            self.solved[rows] = after <= self.rtol  # (counted on the bar by the exact route, which polishes them)
-            moved[rows[won]] = True
-        return self.solved.to(active.device), (moved & ~self.solved).to(active.device)

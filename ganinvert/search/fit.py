@@ -13,6 +13,10 @@ Measured on 16 real held-out digits per shipped generator (2 cores, float64), L-
 ``z = 0`` reaches Adam's 1000-step residual in a quarter of Adam's time on ``mnist_mlp``,
 ``mlp_gan`` and ``dcgan``; more starts at the same time fit worse (each gets a fraction of the
 iterations), so restarts come after the first fit has converged, not beside it.
+
+:class:`EarlyLM` is ``auto``'s hook into the fit (its ``every``): Levenberg-Marquardt tried from
+where a sample's fit has come, for the ``x = G(z*)`` whose fit creeps under deep output
+saturation (docs/design.md §3.7).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from ..budget import Budget
 from ..chain import Chain
 from .lbfgs import lbfgs_rows
+from .lm import levenberg_marquardt
 
 
 class Fit(NamedTuple):
@@ -74,3 +79,49 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
     res = torch.minimum(res, res0).view(S, B)
     best, start = res.min(0)
     return Fit(z=z.view(S, B, k)[start, torch.arange(B, device=z.device)], residual=best, start=start)
+
+
+#: an early LM try stops once its misfit fell by less than this fraction over 4 Jacobians. Measured
+#: per 8 Jacobians from the fit's 25th iteration: x = G(z*) on dcgan_odd x2, x3 falls to 0.04-0.13 of
+#: it, on mlp_gan x3 to 0.3-0.5; a real digit's stays at 0.95-1.0 (mlp_gan, mnist_mlp, dcgan)
+STALL = 0.3
+
+
+class EarlyLM:
+    """The pixel fit's hook (:func:`fit_pixels`' ``every``): a start that has
+    come within ``near`` of x (relative residual), and has halved its residual since its last
+    try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once its
+    misfit stalls: on a real image after 4-8); one that reaches ``G(z) = x`` stops its fit there, one
+    that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
+    x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
+    saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
+    §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start
+    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished."""
+
+    def __init__(self, chain: Chain, xs: torch.Tensor, tryable: torch.Tensor, *, near: float, steps: int,
+                 rtol: float, budget: Budget) -> None:
+        self.chain, self.xs, self.near, self.steps, self.rtol, self.budget = chain, xs, near, steps, rtol, budget
+        self.last = torch.where(tryable, float("inf"), 0.0).to(torch.float64)  # residual at the last try (0: never)
+        self.solved = torch.zeros(xs.shape[0], dtype=torch.bool)
+
+    def __call__(self, z: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        moved = torch.zeros_like(self.solved)
+        rows = (active.cpu() & ~self.solved).nonzero().flatten()
+        if rows.numel() == 0 or self.budget.expired:
+            return self.solved.to(active.device), moved.to(active.device)
+        dev = z.device
+        res = self.chain.relative_residual(z[rows.to(dev)], self.xs[rows.to(dev)]).cpu()
+        go = (res <= self.near) & (res <= self.last[rows] / 2)
+        rows, res = rows[go], res[go]
+        if rows.numel():
+            sol = levenberg_marquardt(self.chain, z[rows.to(dev)], self.xs[rows.to(dev)], rtol=self.rtol,
+                                      steps=self.steps, budget=self.budget, stall=STALL)
+            after = sol.residual.cpu()
+            # LM's end where it fits the pixels better: solved rows stop there, the others fit on
+            # from it (LM's progress is kept; the next try starts where this one ended)
+            won = (after < res).nonzero().flatten()
+            z[rows[won].to(dev)] = sol.z[won.to(dev)]
+            self.last[rows] = torch.minimum(res, after)
+            self.solved[rows] = after <= self.rtol  # (counted on the bar by the exact route, which polishes them)
+            moved[rows[won]] = True
+        return self.solved.to(active.device), (moved & ~self.solved).to(active.device)
