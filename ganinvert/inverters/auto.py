@@ -57,6 +57,9 @@ from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
+#: the pixel fit's dtype (search.fit.fit_pixels): its ends are fitted to 1e-2..1e-1, and LM, the
+#: layer LPs and the certificates that need float64 run in the chain's float64
+_FIT_DTYPE = torch.float32
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
@@ -193,11 +196,19 @@ class Auto(ExactRoute, Inverter):
             starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
         early = self._early_lm(chain, x[t], proven[todo], starts.shape[0], rtol=rtol, budget=budget)
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, every=early)
-        after = fit.residual.cpu()
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, every=early,
+                         dtype=_FIT_DTYPE)
+        z = fit.z
+        lm = torch.zeros_like(proven[todo])
+        if early is not None and early.solved.any():  # LM's answers in full precision (the fit ran in float32)
+            solved = early.solved.view(-1, todo.numel())
+            lm = solved.any(0)
+            start = solved.to(torch.int8).argmax(0)
+            z = torch.where(lm.to(x.device)[:, None],
+                            early.answer.view(-1, todo.numel(), z.shape[1])[start.to(x.device), torch.arange(todo.numel(), device=x.device)], z)
+        after = chain.relative_residual(z, x[t]).cpu()
         won = (after < before).nonzero().flatten()
-        lm = early.solved.view(-1, todo.numel()).any(0) if early is not None else torch.zeros_like(proven[todo])
-        raw.adopt(todo[won], fit.z[won.to(x.device)],
+        raw.adopt(todo[won], z[won.to(x.device)],
                   methods=[f"{raw.methods[i]}>lbfgs" if proven[i] else "lbfgs>lm" if lm[j] else "lbfgs"
                            for j, i in zip(won.tolist(), todo[won].tolist())],
                   messages=[raw.messages[i] if proven[i] else "" for i in todo[won].tolist()])
@@ -318,7 +329,7 @@ class Auto(ExactRoute, Inverter):
         draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
         starts = draws[:, None].expand(-1, rows.numel(), -1)
         budget.stage(f"auto: projection (L-BFGS from {self.fit_restarts} random starts)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, dtype=_FIT_DTYPE)
         won = (fit.residual.cpu() < before).nonzero().flatten()
         raw.z[rows[won].to(x.device)] = fit.z[won.to(x.device)]
         raw.unique[rows[won]] = False
