@@ -57,9 +57,11 @@ from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
-#: the pixel fit's dtype (search.fit.fit_pixels): its ends are fitted to 1e-2..1e-1, and LM, the
-#: layer LPs and the certificates that need float64 run in the chain's float64
-_FIT_DTYPE = torch.float32
+#: the pixel fit's dtype (search.fit.fit_pixels; None: the chain's float64). float32 made it up to 18x
+#: cheaper per step on conv nets, but a float32 matmul rounds a row differently in batches of
+#: different sizes, and over 300 L-BFGS iterations that changed a sample's status with its batch
+#: (tests/test_properties.py's BATCH_STREAM): statuses must not depend on the batch
+_FIT_DTYPE = None
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
