@@ -57,11 +57,6 @@ from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
 
-#: the pixel fit's dtype (search.fit.fit_pixels; None: the chain's float64). float32 made it up to 18x
-#: cheaper per step on conv nets, but a float32 matmul rounds a row differently in batches of
-#: different sizes, and over 300 L-BFGS iterations that changed a sample's status with its batch
-#: (tests/test_properties.py's BATCH_STREAM): statuses must not depend on the batch
-_FIT_DTYPE = None
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
 
@@ -198,17 +193,9 @@ class Auto(ExactRoute, Inverter):
             starts = torch.cat([torch.where(proven[todo].to(x.device)[:, None], raw.z[t], draw)[None], starts])
         budget.stage("auto: pixel fit (L-BFGS)")
         early = self._early_lm(chain, x[t], proven[todo], starts.shape[0], rtol=rtol, budget=budget)
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, every=early,
-                         dtype=_FIT_DTYPE)
-        z = fit.z
-        lm = torch.zeros_like(proven[todo])
-        if early is not None and early.solved.any():  # LM's answers in full precision (the fit ran in float32)
-            solved = early.solved.view(-1, todo.numel())
-            lm = solved.any(0)
-            start = solved.to(torch.int8).argmax(0)
-            z = torch.where(lm.to(x.device)[:, None],
-                            early.answer.view(-1, todo.numel(), z.shape[1])[start.to(x.device), torch.arange(todo.numel(), device=x.device)], z)
-        after = chain.relative_residual(z, x[t]).cpu()
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, every=early)
+        z, after = fit.z, fit.residual.cpu()
+        lm = early.solved.view(-1, todo.numel()).any(0) if early is not None else torch.zeros_like(proven[todo])
         won = (after < before).nonzero().flatten()
         raw.adopt(todo[won], z[won.to(x.device)],
                   methods=[f"{raw.methods[i]}>lbfgs" if proven[i] else "lbfgs>lm" if lm[j] else "lbfgs"
@@ -331,7 +318,7 @@ class Auto(ExactRoute, Inverter):
         draws = self.adam.init_std * SeedStream(self.seed, "auto: projection starts", like=x).randn(self.fit_restarts, k)
         starts = draws[:, None].expand(-1, rows.numel(), -1)
         budget.stage(f"auto: projection (L-BFGS from {self.fit_restarts} random starts)")
-        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau, dtype=_FIT_DTYPE)
+        fit = fit_pixels(chain, x[t], starts, iters=self.fit_steps, budget=budget, ftol=self.plateau)
         won = (fit.residual.cpu() < before).nonzero().flatten()
         raw.z[rows[won].to(x.device)] = fit.z[won.to(x.device)]
         raw.unique[rows[won]] = False

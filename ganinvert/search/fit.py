@@ -42,8 +42,7 @@ class Fit(NamedTuple):
 
 def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: int,
                budget: Budget | None = None, ftol: float = 0.0,
-               every: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-               dtype: torch.dtype | None = None) -> Fit:
+               every: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Fit:
     """L-BFGS on ``||G(z) - x||^2`` from every start of every sample, as one batch.
 
     Args:
@@ -56,33 +55,25 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
         every: :func:`~ganinvert.search.lbfgs.lbfgs_rows`' hook, on the rows ``s * B + i`` (start
             ``s`` of sample ``i``): every 25 iterations it may finish rows another way (``auto``
             tries Levenberg-Marquardt from where a start has come near x) and stop them.
-        dtype: the dtype the fit runs in (None: the chain's). ``auto`` fits in float32: a fit
-            that ends at a relative residual of 1e-2 to 1e-1 needs no more, and on CPU float64
-            convolutions cost up to 18x float32's (``dcgan_odd``). The best end is chosen by the
-            chain's own residual and returned in its dtype.
 
     Returns:
         The best end per sample (:class:`Fit`); never worse than the best start.
     """
     S, B, k = starts.shape
-    work = chain if dtype in (None, chain.dtype) else chain.to(dtype=dtype)
     xs = x.repeat(S, 1)  # row s * B + i: start s of sample i
-    xw = xs.to(work.dtype)
-    act = work.output_act
-    rb = act.fit_bounds(xw) if act is not None and act.flat else None
+    act = chain.output_act
+    rb = act.fit_bounds(xs) if act is not None and act.flat else None
 
     def pixels(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return ((work.output(z) - xw[rows]) ** 2).sum(1)
+        return ((chain.output(z) - xs[rows]) ** 2).sum(1)
 
     def misfit(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # flat pieces: the pre-activation's
-        return (rb.rows(rows).misfit(work.walk(z)[-1].pre) ** 2).sum(1)  # distance to what x allows
+        return (rb.rows(rows).misfit(chain.walk(z)[-1].pre) ** 2).sum(1)  # distance to what x allows
 
-    z0 = starts.reshape(S * B, k)
-    z = z0.to(work.dtype)
+    z = z0 = starts.reshape(S * B, k)
     if rb is not None:  # out of the flat pieces first, then the pixels themselves (an x out of range
         z, _ = lbfgs_rows(misfit, z, iters=iters, budget=budget, ftol=ftol, every=every)  # fits them better)
     z, _ = lbfgs_rows(pixels, z, iters=iters, budget=budget, ftol=ftol, every=every)
-    z = z.to(z0.dtype)
     res, res0 = chain.relative_residual(z, xs), chain.relative_residual(z0, xs)
     z = torch.where((res <= res0)[:, None], z, z0)  # the misfit phase can leave a start's pixels worse
     res = torch.minimum(res, res0).view(S, B)
@@ -105,36 +96,32 @@ class EarlyLM:
     x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
     saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
     §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start
-    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished, and
-    ``answer`` ``(rows, k)`` their latents in the chain's dtype (the fit may run in float32)."""
+    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished (their
+    answers written into the fit's ``z``)."""
 
     def __init__(self, chain: Chain, xs: torch.Tensor, tryable: torch.Tensor, *, near: float, steps: int,
                  rtol: float, budget: Budget) -> None:
         self.chain, self.xs, self.near, self.steps, self.rtol, self.budget = chain, xs, near, steps, rtol, budget
         self.last = torch.where(tryable, float("inf"), 0.0).to(torch.float64)  # residual at the last try (0: never)
         self.solved = torch.zeros(xs.shape[0], dtype=torch.bool)
-        self.answer = torch.zeros(xs.shape[0], chain.in_dim, dtype=chain.dtype, device=xs.device)  # where solved
 
     def __call__(self, z: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         moved = torch.zeros_like(self.solved)
         rows = (active.cpu() & ~self.solved).nonzero().flatten()
         if rows.numel() == 0 or self.budget.expired:
             return self.solved.to(active.device), moved.to(active.device)
-        dev, here = z.device, z[:0]  # the fit's dtype; LM runs in the chain's
-        at = z[rows.to(dev)].to(self.chain.dtype)
-        res = self.chain.relative_residual(at, self.xs[rows.to(dev)]).cpu()
+        dev = z.device
+        res = self.chain.relative_residual(z[rows.to(dev)], self.xs[rows.to(dev)]).cpu()
         go = (res <= self.near) & (res <= self.last[rows] / 2)
-        rows, res, at = rows[go], res[go], at[go.to(dev)]
+        rows, res = rows[go], res[go]
         if rows.numel():
-            sol = levenberg_marquardt(self.chain, at, self.xs[rows.to(dev)], rtol=self.rtol,
+            sol = levenberg_marquardt(self.chain, z[rows.to(dev)], self.xs[rows.to(dev)], rtol=self.rtol,
                                       steps=self.steps, budget=self.budget, stall=STALL)
             after = sol.residual.cpu()
-            # LM's end where it fits the pixels better: solved rows stop there (their answer kept in
-            # the chain's dtype), the others fit on from it (the next try starts where this one ended)
+            # LM's end where it fits the pixels better: solved rows stop there, the others fit on
+            # from it (the next try starts where this one ended)
             won = (after < res).nonzero().flatten()
-            z[rows[won].to(dev)] = sol.z[won.to(dev)].to(here.dtype)
-            ok = (after <= self.rtol).nonzero().flatten()
-            self.answer[rows[ok].to(dev)] = sol.z[ok.to(dev)]
+            z[rows[won].to(dev)] = sol.z[won.to(dev)]
             self.last[rows] = torch.minimum(res, after)
             self.solved[rows] = after <= self.rtol  # (counted on the bar by the exact route, which polishes them)
             moved[rows[won]] = True
