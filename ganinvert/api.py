@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -21,6 +22,7 @@ from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
 from .observations import as_batch, invalid_samples, measured_chain, observed_mask
+from .radius import unique_radius
 from .result import InversionResult, Status
 from .tolerances import relative_residual, tolerance
 
@@ -52,7 +54,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0, time_limit: float | None = None,
-           progress: bool | None = None, differentiable: bool = False) -> InversionResult:
+           progress: bool | None = None, differentiable: bool = False, radius: bool = True) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
 
     Args:
@@ -118,6 +120,9 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             marks the samples with a gradient; one reaching any other sample raises
             :class:`NotDifferentiableError`. Not with ``measurement=``, and not under
             ``torch.func`` transforms (``vmap``, ``grad``): the solvers branch on values.
+        radius: compute ``result.unique_radius`` for the samples with ``G(z) = x`` that are not
+            EXACT (:mod:`ganinvert.radius`): the chain's Jacobian at each, in float64 (about 2
+            ms/sample on a 64-256-256-784 MLP, 0.1 s on a DCGAN on 2 CPU cores); False leaves it 0.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
@@ -136,7 +141,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         result = each_condition(invert, generator, x, cond, method=method, mask=mask, measurement=measurement,
                                 norm=norm, noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
                                 check_chain=check_chain, seed=seed, time_limit=time_limit, progress=progress,
-                                differentiable=differentiable)
+                                differentiable=differentiable, radius=radius)
         if throw:
             _throw(result)
         return result
@@ -145,7 +150,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     try:
         result = _invert(generator, x, budget, t0, method=method, mask=mask, measurement=measurement, norm=norm,
                          noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
-                         check_chain=check_chain, seed=seed, differentiable=differentiable)
+                         check_chain=check_chain, seed=seed, differentiable=differentiable, radius=radius)
     finally:
         budget.close()
     result.timings.update({f"stage: {k}": v for k, v in budget.seconds.items() if k != "invert"})
@@ -196,6 +201,7 @@ class _Job:
     note: str  # what every valid sample's message starts with ("" for none)
     graph_chain: Chain | None = None  # differentiable=True: the chain and x on the autograd graph
     x_graph: torch.Tensor | None = None
+    radius: bool = True  # compute the certified uniqueness radius
 
     @property
     def valid(self) -> torch.Tensor:
@@ -204,7 +210,7 @@ class _Job:
 
 
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
-             check_chain, seed, differentiable) -> _Job:
+             check_chain, seed, differentiable, radius) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InvalidInputError(f"Expected: seed as an int in [0, 2**63), Got: {seed!r}")
@@ -243,7 +249,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         invalid = [r if seen else "its mask observes no pixel; Expected at least one True per sample's mask"
                    for r, seen in zip(invalid, obs.any(1).tolist())]
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
-                x.device, note, graph_chain, x_graph)
+                x.device, note, graph_chain, x_graph, bool(radius))
 
 
 def _adapt(generator, inverter: Inverter, *, latent_shape, converters, check_chain, seed,
@@ -308,6 +314,7 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
         diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
         fit_residual = torch.where(valid, fit, nan)
+    radius = _radius(job, raw, status, budget)
     x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements
     x_hat = x_hat.reshape(B, *job.image_chain.out_shape).to(dtype=job.dtype, device=job.out_device)
     z = raw.z.reshape(B, *job.image_chain.in_shape).to(dtype=job.dtype, device=job.out_device)
@@ -316,7 +323,20 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
                            layer_residuals=raw.layer_residuals, unique=raw.unique, methods=raw.methods,
                            messages=messages, method=job.inverter.name, batched=job.batched,
                            bound=nan.clone() if raw.bound is None else raw.bound, fit_residual=fit_residual,
-                           timings=timings)
+                           timings=timings, unique_radius=radius)
+
+
+def _radius(job: _Job, raw: RawSolution, status: list[Status], budget: Budget) -> torch.Tensor:
+    """``(B,)`` the certified uniqueness radius (:func:`~ganinvert.radius.unique_radius`): ``inf`` for
+    EXACT, the local certificate for EXACT_NONUNIQUE (not computed once the time limit has passed),
+    0 for the rest."""
+    out = torch.tensor([math.inf if s is Status.EXACT else 0.0 for s in status], dtype=torch.float64)
+    rows = torch.tensor([s is Status.EXACT_NONUNIQUE for s in status], dtype=torch.bool).nonzero().flatten()
+    if rows.numel() and job.radius and job.chain.certifiable and not budget.expired:
+        budget.stage("certified uniqueness radius")
+        t = rows.to(job.x.device)
+        out[rows] = unique_radius(job.chain, raw.z[t], observed=None if job.observed is None else job.observed[t])
+    return out
 
 
 def _throw(result: InversionResult) -> None:

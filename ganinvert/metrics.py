@@ -55,12 +55,14 @@ def sample_metrics(result: InversionResult, x: torch.Tensor, z_star: torch.Tenso
 
 def columns(result: InversionResult, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """One batch's per-sample columns, each a CPU tensor ``(B,)``: ``status`` (the
-    :class:`~ganinvert.Status` codes), ``ms`` (the batch's time shared evenly), ``residual`` and
-    the ``metrics`` of :func:`sample_metrics`. Numbers only, so processes can gather them."""
+    :class:`~ganinvert.Status` codes), ``ms`` (the batch's time shared evenly), ``residual``,
+    ``unique_radius`` (where the result has one) and the ``metrics`` of :func:`sample_metrics`.
+    Numbers only, so processes can gather them."""
     B = len(result.status)
+    radius = {} if result.unique_radius is None else {"unique_radius": result.unique_radius.double().cpu()}
     return {"status": torch.tensor([int(s) for s in result.status], dtype=torch.long),
             "ms": torch.full((B,), 1e3 * result.timings["total"] / B, dtype=torch.float64),
-            "residual": result.residual.double().cpu(), **metrics}
+            "residual": result.residual.double().cpu(), **radius, **metrics}
 
 
 def sample_rows(result: InversionResult, cols: dict[str, torch.Tensor], *, start: int = 0,
@@ -74,8 +76,9 @@ def sample_rows(result: InversionResult, cols: dict[str, torch.Tensor], *, start
 def summarize(cols: dict[str, torch.Tensor], *, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, float | int | dict]:
     """Summary of per-sample ``cols`` (:func:`columns`, one batch or several concatenated):
     ``samples``, ``seconds``, ``ms_per_sample`` (mean), ``exact_rate``, ``solved_rate``, the status
-    ``counts``, ``median_<column>`` of every other column (nan-ignoring) and, when the latent
-    error is known, ``success@t`` (share with latent relative error <= t)."""
+    ``counts``, ``median_<column>`` of every other column (nan-ignoring), ``radius_rate`` (share of
+    the samples with ``G(z) = x`` whose certified uniqueness radius is positive) and, when the
+    latent error is known, ``success@t`` (share with latent relative error <= t)."""
     status, ms = cols["status"], cols["ms"].double()
     s = {"samples": int(status.numel()), "seconds": ms.sum().item() / 1e3, "ms_per_sample": ms.mean().item(),
          "exact_rate": (status == Status.EXACT).double().mean().item(),
@@ -86,6 +89,9 @@ def summarize(cols: dict[str, torch.Tensor], *, thresholds: tuple[float, ...] = 
             continue
         finite = v[~v.isnan()]
         s[f"median_{key}"] = finite.median().item() if finite.numel() else math.nan
+    if "unique_radius" in cols:
+        solved = (status == Status.EXACT) | (status == Status.EXACT_NONUNIQUE)
+        s["radius_rate"] = (cols["unique_radius"][solved] > 0).double().mean().item() if solved.any() else math.nan
     if "latent_rel_err" in cols:
         for t in thresholds:
             s[f"success@{t:g}"] = (cols["latent_rel_err"] <= t).double().mean().item()

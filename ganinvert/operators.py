@@ -56,6 +56,12 @@ class LinearOperator:
         """A copy whose weights are cut from any autograd graph (what the solvers work on)."""
         return self.map_tensors(torch.Tensor.detach)
 
+    def abs_bound(self) -> "LinearOperator | None":
+        """An operator whose matrix bounds this one's entrywise in absolute value, ``|A| <= B``
+        (the uniqueness radius pushes deviation bounds through it, :mod:`ganinvert.radius`); None
+        where no such operator is known (a torch function with weights of either sign)."""
+        return None
+
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         """The ``(out_dim, in_dim)`` matrix, built column block by column block.
 
@@ -99,6 +105,9 @@ class Dense(LinearOperator):
     def map_tensors(self, fn) -> "Dense":
         return Dense(fn(self.weight), in_shape=self.in_shape, out_shape=self.out_shape)
 
+    def abs_bound(self) -> "Dense":
+        return self.map_tensors(torch.abs)
+
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         return self.weight
 
@@ -118,6 +127,9 @@ class Diagonal(LinearOperator):
 
     def map_tensors(self, fn) -> "Diagonal":
         return Diagonal(fn(self.scale))
+
+    def abs_bound(self) -> "Diagonal":
+        return self.map_tensors(torch.abs)
 
 
 class _Conv(LinearOperator):
@@ -153,6 +165,9 @@ class _Conv(LinearOperator):
 
     def map_tensors(self, fn) -> "_Conv":
         return type(self)(fn(self.weight), in_shape=self.in_shape, **self.geometry)
+
+    def abs_bound(self) -> "_Conv":  # each entry of the matrix is one kernel tap (or zero)
+        return self.map_tensors(torch.abs)
 
 
 class Conv2d(_Conv):
@@ -249,6 +264,9 @@ class Slice(LinearOperator):
     def map_tensors(self, fn) -> "Slice":
         return Slice(self.in_dim, self.start, self.out_shape, like=fn(self.like))
 
+    def abs_bound(self) -> "Slice":
+        return self
+
 
 class Sum(LinearOperator):
     """``sum_i op_i(u)``: the join of a residual block, ``f(x) + shortcut(x)``."""
@@ -264,6 +282,10 @@ class Sum(LinearOperator):
 
     def map_tensors(self, fn) -> "Sum":
         return Sum(tuple(op.map_tensors(fn) for op in self.terms), out_shape=self.out_shape)
+
+    def abs_bound(self) -> "Sum | None":  # |A + B| <= |A| + |B|
+        terms = [op.abs_bound() for op in self.terms]
+        return None if None in terms else Sum(tuple(terms), out_shape=self.out_shape)
 
 
 class Stack(LinearOperator):
@@ -294,6 +316,12 @@ class Stack(LinearOperator):
         return Stack(tuple(None if op is None else op.map_tensors(fn) for op in self.parts), self.shapes,
                      in_dim=self.in_dim, dim=self.dim)
 
+    def abs_bound(self) -> "Stack | None":
+        parts = [None if op is None else op.abs_bound() for op in self.parts]
+        if any(b is None and op is not None for b, op in zip(parts, self.parts)):
+            return None
+        return Stack(tuple(parts), self.shapes, in_dim=self.in_dim, dim=self.dim)
+
 
 class Composed(LinearOperator):
     """``second(first(u))``, kept matrix-free."""
@@ -310,6 +338,10 @@ class Composed(LinearOperator):
 
     def map_tensors(self, fn) -> "Composed":
         return Composed(self.first.map_tensors(fn), self.second.map_tensors(fn))
+
+    def abs_bound(self) -> "Composed | None":  # |B A| <= |B| |A|
+        first, second = self.first.abs_bound(), self.second.abs_bound()
+        return None if first is None or second is None else Composed(first, second)
 
 
 def compose(first: LinearOperator, second: LinearOperator) -> LinearOperator:
@@ -347,6 +379,10 @@ class RowSelect(LinearOperator):
 
     def map_tensors(self, fn) -> "RowSelect":
         return RowSelect(self.op.map_tensors(fn), self.index)  # the index follows op's device
+
+    def abs_bound(self) -> "RowSelect | None":
+        op = self.op.abs_bound()
+        return None if op is None else RowSelect(op, self.index)
 
     def dense(self, *, max_entries: int = DEFAULT_MAX_DENSE) -> torch.Tensor:
         if isinstance(self.op, Dense):  # no need to build the unobserved rows

@@ -13,6 +13,7 @@ from .blackbox import black_box
 from .chain import Chain
 from .conditions import as_conditions
 from .errors import UnsupportedLayerError
+from .linearize import piecewise_linear
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,15 @@ class LayerInfo:
 class GeneratorReport:
     """What :func:`inspect` finds; ``str()`` gives a table. ``not_converted``: why the generator
     could not be converted to a chain (then it has no layers, and :func:`ganinvert.invert` runs
-    only the searches that need gradients alone, never certified); "" when it was."""
+    only the searches that need gradients alone, never certified); "" when it was.
+    ``local_radius``: the hidden activations are piecewise linear, so an answer that is not
+    globally certified still gets a certified uniqueness radius (:mod:`ganinvert.radius`)."""
 
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     layers: tuple[LayerInfo, ...]
     not_converted: str = ""
+    local_radius: bool = False
 
     @property
     def exact_alone(self) -> bool:
@@ -60,6 +64,11 @@ class GeneratorReport:
                          f"{r.activation:<14} {'yes' if r.exact_alone else 'no'}: {r.note}")
         lines.append("layer-wise method alone: " + ("expected exact" if self.exact_alone else
                      "not enough; use method='auto' (pattern LP, Adam polish) or 'hybrid'"))
+        lines.append("certificates: EXACT means z is the only pre-image of x (every layer's pre-image a single point, "
+                     "unique_radius inf); EXACT_NONUNIQUE answers carry unique_radius, " +
+                     ("the distance from z within which no other latent gives G(z) (piecewise-linear hidden "
+                      "activations)" if self.local_radius else
+                      "0 here: a hidden activation is not piecewise linear, so there are no regions to prove it on"))
         return "\n".join(lines)
 
 
@@ -94,4 +103,4 @@ def inspect(generator: nn.Module | Chain, *, latent_shape: Sequence[int] | None 
             ok, note = True, (f"{name} expands >= {need:g}x" if need > 1 else "invertible activation, out >= in")
         rows.append(LayerInfo(i, type(layer.op).__name__, k, n, n / k, repr(layer.act), ok, note))
         k = n
-    return GeneratorReport(chain.in_shape, chain.out_shape, tuple(rows))
+    return GeneratorReport(chain.in_shape, chain.out_shape, tuple(rows), local_radius=piecewise_linear(chain))

@@ -33,9 +33,10 @@ class Status(enum.IntEnum):
 
 
 _MESSAGES = MappingProxyType({
-    Status.EXACT: "G(z) = x to tolerance and every layer's pre-image is a single point, so z = z*",
-    Status.EXACT_NONUNIQUE: "G(z) = x to tolerance, but uniqueness is not certified: "
-    "another latent may map to x too",
+    Status.EXACT: "G(z) = x to tolerance and z is certified to be its only pre-image (every layer's pre-image "
+    "is a single point), so z = z*",
+    Status.EXACT_NONUNIQUE: "G(z) = x to tolerance, but global uniqueness is not certified: another latent may "
+    "map to x too, farther from z than unique_radius",
     Status.APPROXIMATE: "no exact pre-image found; z is the best estimate and residual says how far G(z) is from x",
     Status.INFEASIBLE: "x is provably outside the range of the generator's last layer",
     Status.FAILED: "a solver broke down on this sample (see messages)",
@@ -72,6 +73,11 @@ class InversionResult:
         batched: whether x had a batch dimension.
         differentiable: ``(B,)`` bool with ``invert(differentiable=True)``: the samples whose
             ``z`` has a gradient (every layer's active equations pin its input), else None.
+        unique_radius: ``(B,)`` float64: a radius ``r`` such that no other latent within ``r`` of
+            ``z`` (l2) maps to ``G(z)`` on the pixels that pin it (:mod:`ganinvert.radius`): ``inf``
+            where ``z`` is the only pre-image (EXACT), the local certificate where ``G(z) = x``
+            without a global one (EXACT_NONUNIQUE), 0 where nothing is proven (no ``G(z) = x``, a
+            generator without activation regions, a rank-deficient output, out of time).
     """
 
     z: torch.Tensor
@@ -88,6 +94,7 @@ class InversionResult:
     timings: dict[str, float] = field(default_factory=dict)
     batched: bool = True
     differentiable: torch.Tensor | None = None
+    unique_radius: torch.Tensor | None = None
 
     @staticmethod
     def gather(parts: list[tuple[torch.Tensor, "InversionResult"]], batch: int) -> "InversionResult":
@@ -123,6 +130,7 @@ class InversionResult:
             layer_residuals=rows(lambda r: cols(r.layer_residuals, float("nan")), float("nan")),
             unique=rows(lambda r: cols(r.unique, False), False), bound=rows(lambda r: r.bound),
             fit_residual=rows(lambda r: r.fit_residual), differentiable=rows(lambda r: r.differentiable),
+            unique_radius=rows(lambda r: r.unique_radius),
             method=first.method, timings=timings, batched=True, **lists)
 
     @property

@@ -16,7 +16,7 @@ LAYERS = (
     {"errors", "tolerances", "streams", "result", "budget"},
     {"operators", "activations"},
     {"chain", "converters", "functional"},
-    {"lifting", "linearize", "backward", "adapters", "blackbox", "nets"},  # the network: what every solver walks
+    {"lifting", "linearize", "radius", "backward", "adapters", "blackbox", "nets"},  # the network: what every solver walks
     {"lp"},  # LP formulations and the solvers behind them
     {"search"},  # local searches from starting points (LM, pattern descent, kicks, L-BFGS)
     {"gradients"},  # differentiation through the answer

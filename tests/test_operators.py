@@ -72,3 +72,38 @@ def test_convolutions_match_torch_in_shape_and_values(cin, cout, k, s, p, op, d,
     ref2 = torch.nn.functional.conv2d(u2.view(3, cin, size + 4, size + 4), w2, stride=s, padding=p, dilation=d, groups=g)
     assert c.out_shape == tuple(ref2.shape[1:])
     torch.testing.assert_close(c.matvec(u2), ref2.reshape(3, -1), rtol=1e-12, atol=1e-12)
+
+
+def _abs_cases():
+    from ganinvert.operators import RowSelect, Slice, Stack, Sum
+    W, V = _rand(6, 4), _rand(6, 4)
+    conv = CONVS[0]
+    like = torch.zeros(0, dtype=torch.float64)
+    return [
+        Dense(W), Diagonal(_rand(5)), *CONVS,
+        Sum((Dense(W), Dense(V)), out_shape=(6,)),
+        Composed(conv, Dense(_rand(3, conv.out_dim))),
+        Stack((Dense(W), None, Slice(4, 1, (2,), like=like)), ((6,), (3,), (2,)), in_dim=4),
+        RowSelect(conv, torch.tensor([0, 5, 7])),
+    ]
+
+
+@pytest.mark.parametrize("op", _abs_cases(), ids=lambda o: type(o).__name__)
+def test_abs_bound_bounds_every_entry_of_the_matrix(op):
+    """The uniqueness radius pushes deviation bounds through ``abs_bound``: its matrix must be >= |A|
+    entrywise (exactly |A| for one matrix or convolution, whose entries are single weights)."""
+    A, B = op.dense(), op.abs_bound().dense()
+    assert (B >= A.abs() - 1e-12).all()
+    if isinstance(op, (Dense, Diagonal, Conv2d, ConvTranspose2d)):
+        torch.testing.assert_close(B, A.abs(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_torch_function_has_no_abs_bound():
+    """``F.interpolate(mode="bicubic")`` has weights of both signs that its tensors do not show."""
+    import torch.nn.functional as F
+
+    from ganinvert.operators import LinearFunction, Sum
+    op = LinearFunction(F.interpolate, kwargs={"scale_factor": 2, "mode": "bicubic"}, in_shape=(1, 3, 3),
+                        like=torch.zeros(0, dtype=torch.float64))
+    assert op.dense().min() < 0 and op.abs_bound() is None
+    assert Sum((op, Dense(_rand(op.out_dim, 9))), out_shape=op.out_shape).abs_bound() is None  # nor what holds it

@@ -25,3 +25,13 @@ def test_shipped_dcgan_last_layer_contracts():
     assert rep.out_shape == (1, 28, 28) and not rep.exact_alone
     assert rep.layers[-1].out_dim == 784 and rep.layers[-1].in_dim > 784
     assert "ConvTranspose2d" in {r.operator for r in rep.layers}
+
+
+def test_the_report_says_what_exact_and_the_radius_certify():
+    """The status semantics, where a user reads them first: EXACT is global, EXACT_NONUNIQUE carries
+    a radius on piecewise-linear generators and none on smooth hidden activations."""
+    pl = gi.inspect(random_mlp([6, 40, 30, 50]))
+    assert pl.local_radius and "EXACT means z is the only pre-image" in str(pl)
+    assert "within which no other latent gives G(z)" in str(pl)
+    smooth = gi.inspect(random_mlp([6, 40, 50], act="tanh"))
+    assert not smooth.local_radius and "0 here: a hidden activation is not piecewise linear" in str(smooth)
