@@ -62,6 +62,10 @@ class Budget:
             self.stopped_in = self._stage
         return True
 
+    def left(self) -> float:
+        """Seconds until the deadline (``inf`` without a limit; 0 once it has passed)."""
+        return math.inf if self.deadline is None else max(0.0, self.deadline - self._clock())
+
     @contextmanager
     def share(self, seconds: float) -> Iterator["Budget"]:
         """Within the block the deadline comes at most ``seconds`` from now (one stage's share of

@@ -84,10 +84,11 @@ def _radius(chain: Chain, z: torch.Tensor, observed: torch.Tensor | None, bounds
             break
         act, on = layer.act, steps[i].pattern
         slope = act.branch_slope(on, like=p)
-        if act.kinked:
+        if act.kinked:  # the units whose slope changes at 0 (a Parallel's identity part does not)
             m, g = p.abs(), J.norm(dim=2)
-            r0 = torch.minimum(r0, torch.where(g > 0, m / g.clamp(min=1e-300), torch.full_like(m, math.inf)).amin(1))
             jump = (act.branch_slope(torch.ones_like(on), like=p) - act.branch_slope(torch.zeros_like(on), like=p)).abs()
+            ratio = torch.where((g > 0) & (jump > 0), m / g.clamp(min=1e-300), torch.full_like(m, math.inf))
+            r0 = torch.minimum(r0, ratio.amin(1))
         else:
             m = g = jump = torch.zeros_like(p)
         hidden.append((m, g, slope.abs(), jump))

@@ -158,16 +158,16 @@ def test_no_other_pre_image_is_found_inside_the_radius(spec):
 
 
 def test_invert_reports_inf_for_exact_the_local_radius_for_nonunique_and_zero_otherwise():
-    """An expanding ReLU MLP: EXACT, radius inf. Its last layer cut to fewer outputs than the
-    layer below has inputs: EXACT_NONUNIQUE with a positive radius. A point off the range:
-    APPROXIMATE, 0. ``radius=False``: 0."""
+    """An expanding ReLU MLP: EXACT, radius inf. A last layer with fewer outputs than inputs, and
+    more hidden units than the global MILP is run for: EXACT_NONUNIQUE with a positive radius. A
+    point off the range: APPROXIMATE, 0. ``radius=False``: 0."""
     G = random_mlp([4, 30, 80], seed=3)
     z = latents(3, 4, seed=5)
     with torch.no_grad():
         x = G(z)
     r = gi.invert(G, x)
     assert all(s is gi.Status.EXACT for s in r.status) and torch.isinf(r.unique_radius).all()
-    narrow = random_mlp([4, 30, 20], seed=3)  # 30 -> 20: the last layer's pre-image is never a point
+    narrow = random_mlp([4, 40, 30], seed=3)  # 40 -> 30: the last layer's pre-image is never a point
     with torch.no_grad():
         y = narrow(z)
     r = gi.invert(narrow, y)

@@ -55,6 +55,8 @@ class Activation:
     piecewise_linear = False
     #: more than one branch: a hidden unit's branch is a constraint (a region row) of the pattern LP
     kinked = False
+    #: ``max(p, 0)`` exactly: a hidden unit the global-uniqueness MILP encodes (:mod:`ganinvert.lp.milp`)
+    relu_like = False
     #: as the output activation, has the noisy LPs' rows (:meth:`threshold_bounds`, :meth:`relax_rows`)
     noisy_rows = False
     #: as the output activation, has flat pieces (a ReLU's zeros, a Hardtanh's ends) where the

@@ -40,6 +40,7 @@ class Parallel(Activation):
         self.range = (min(a.range[0] for a in acts), max(a.range[1] for a in acts))
         self.piecewise_linear = all(a.piecewise_linear for a in acts)
         self.kinked = any(a.kinked for a in acts)
+        self.relu_like = all(a.relu_like for a in acts)
         self.noisy_rows = all(a.noisy_rows for a in acts)
         self.min_expansion = max(a.min_expansion for a in acts)
 

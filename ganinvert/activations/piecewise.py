@@ -10,7 +10,7 @@ from .base import _INF, Activation, RowBounds
 class ReLU(Activation):
     name = "relu"
     range = (0.0, _INF)
-    piecewise_linear = kinked = noisy_rows = flat = True
+    piecewise_linear = kinked = noisy_rows = flat = relu_like = True
     # about half the rows of a random layer are positive, and the positive rows must pin the input
     min_expansion = 2.0
     uninformative_reason = ("x is all zeros: for a ReLU-output generator every latent in a whole "
