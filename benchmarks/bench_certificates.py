@@ -71,7 +71,7 @@ def main() -> None:
         t = time.perf_counter()
         gi.invert(G, x, progress=False, radius=False)
         plain = time.perf_counter() - t
-        err = (r.z - z).flatten(1).norm(dim=1) / z.flatten(1).norm(dim=1)
+        err = (r.z.flatten(1) - z).norm(dim=1) / z.norm(dim=1)  # a DCGAN's latents come back (B, k, 1, 1)
         solved, exact = r.solved, r.exact
         local = solved & ~exact & torch.isfinite(r.unique_radius) & (r.unique_radius > 0)
         rel = (r.unique_radius[local] / r.z[local].flatten(1).norm(dim=1)).median().item() if local.any() else float("nan")
