@@ -126,7 +126,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             each, in float64: about 2 ms/sample on a 64-256-256-784 MLP, 0.15 s on a DCGAN on 2 CPU
             cores), and, on ReLU chains with at most 32 hidden units, global uniqueness by a MILP
             (:mod:`ganinvert.lp.milp`, up to 2 s per sample, within ``time_limit``), which makes a
-            sample EXACT or names a second pre-image. False skips both (radius 0).
+            sample EXACT or names a second pre-image. False skips both (radius 0); the baselines
+            (Adam, GD, the encoder) never run them, so their times stay the plain method's.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
@@ -333,11 +334,11 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
 
 def _radius(job: _Job, raw: RawSolution, status: list[Status], budget: Budget) -> torch.Tensor:
     """``(B,)`` the certified uniqueness radius (:func:`~ganinvert.radius.unique_radius`): ``inf`` for
-    EXACT, the local certificate for EXACT_NONUNIQUE (not computed once the time limit has passed),
-    0 for the rest."""
+    EXACT, the local certificate for EXACT_NONUNIQUE (not computed once the time limit has passed,
+    nor for a baseline: :attr:`~ganinvert.Inverter.certifies`), 0 for the rest."""
     out = torch.tensor([math.inf if s is Status.EXACT else 0.0 for s in status], dtype=torch.float64)
     rows = torch.tensor([s is Status.EXACT_NONUNIQUE for s in status], dtype=torch.bool).nonzero().flatten()
-    if rows.numel() and job.radius and job.chain.certifiable and not budget.expired:
+    if rows.numel() and job.radius and job.inverter.certifies and job.chain.certifiable and not budget.expired:
         budget.stage("certified uniqueness radius")
         t = rows.to(job.x.device)
         out[rows] = unique_radius(job.chain, raw.z[t], observed=None if job.observed is None else job.observed[t])
@@ -350,7 +351,8 @@ def _global(job: _Job, raw: RawSolution, status: list[Status], messages: list[st
     the MILP over every hidden unit's branch (:mod:`ganinvert.lp.milp`) makes them EXACT (radius
     ``inf``) or finds a second pre-image (the message says where), within the time limit."""
     rows = [i for i, s in enumerate(status) if s is Status.EXACT_NONUNIQUE and radius[i] > 0]
-    if not rows or not job.radius or not job.chain.certifiable or why_not(job.chain) or budget.expired:
+    if (not rows or not job.radius or not job.inverter.certifies or not job.chain.certifiable or why_not(job.chain)
+            or budget.expired):
         return
     budget.stage("global uniqueness (MILP)")
     idx = torch.tensor(rows)

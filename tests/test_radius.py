@@ -174,6 +174,7 @@ def test_invert_reports_inf_for_exact_the_local_radius_for_nonunique_and_zero_ot
     assert all(s is gi.Status.EXACT_NONUNIQUE for s in r.status)
     assert (r.unique_radius > 0).all() and torch.isfinite(r.unique_radius).all()
     assert (gi.invert(narrow, y, radius=False).unique_radius == 0).all()
+    assert (gi.invert(narrow, y, method=gi.Adam(steps=50)).unique_radius == 0).all()  # a baseline: as plain as it is
     off = gi.invert(narrow, y + 0.5 * torch.rand(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype))
     assert all(not s.solved for s in off.status) and (off.unique_radius == 0).all()
 

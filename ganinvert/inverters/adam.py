@@ -40,6 +40,7 @@ class LatentOptimizer(Inverter):
     """Shared loop; see the module doc. Subclasses pick the optimiser and the defaults."""
 
     name = "latent_optimizer"
+    certifies = False  # a baseline: its answers are never EXACT, and its time is the plain method's
     _optimizer = "adam"
     #: a fit in pixels takes observations off the output range (noise takes ReLU pixels below 0):
     #: its residual says how far it got, nothing makes such a sample invalid

@@ -147,6 +147,10 @@ class Inverter:
     #: it needs only the generator's output and gradients, so any differentiable generator will
     #: do (:class:`~ganinvert.blackbox.BlackBox`)
     needs_chain: bool = True
+    #: ``invert`` certifies what this inverter's answers prove past its own certificates: the
+    #: uniqueness radius and the global MILP (:mod:`ganinvert.radius`, :mod:`ganinvert.lp.milp`).
+    #: False for the baselines, whose results and times are what a user of the plain method gets
+    certifies: bool = True
 
     def without_chain(self) -> "Inverter | None":
         """What this inverter runs on a generator that could not be converted to a chain: itself

@@ -25,6 +25,7 @@ class Encoder(Inverter):
     """
 
     name = "encoder"
+    certifies = False  # a baseline: one pass of the encoder, as a user of it gets
     needs_chain = False
 
     def __init__(self, *, encoder: nn.Module) -> None:
