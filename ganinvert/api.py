@@ -22,7 +22,7 @@ from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
 from .observations import as_batch, invalid_samples, measured_chain, observed_mask
-from .lp.milp import certify_global, why_not
+from .lp.milp import MAX_UNITS, MILP_SECONDS, certify_global, why_not
 from .radius import unique_radius
 from .result import InversionResult, Status
 from .tolerances import relative_residual, tolerance
@@ -55,7 +55,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
            rtol: float | None = None, latent_shape: Sequence[int] | None = None,
            converters: Mapping[type, Converter] | None = None, check_chain: bool = True,
            throw: bool = False, seed: int = 0, time_limit: float | None = None,
-           progress: bool | None = None, differentiable: bool = False, radius: bool = True) -> InversionResult:
+           progress: bool | None = None, differentiable: bool = False, radius: bool = True,
+           milp_seconds: float | None = None) -> InversionResult:
     """Find latents ``z`` with ``generator(z) = x``, certifying uniqueness where possible.
 
     Args:
@@ -128,6 +129,10 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             (:mod:`ganinvert.lp.milp`, up to 2 s per sample, within ``time_limit``), which makes a
             sample EXACT or names a second pre-image. False skips both (radius 0); the baselines
             (Adam, GD, the encoder) never run them, so their times stay the plain method's.
+        milp_seconds: the global MILP's time per sample. None: 2 s, and only on ReLU chains of at
+            most 32 hidden units, where it pays. A number: up to that per sample on any ReLU
+            chain (the paper's 20-60-784 decoder: one sparse digit certified in 17 s, another not
+            in 60 s), within ``time_limit``.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
@@ -146,7 +151,7 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
         result = each_condition(invert, generator, x, cond, method=method, mask=mask, measurement=measurement,
                                 norm=norm, noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
                                 check_chain=check_chain, seed=seed, time_limit=time_limit, progress=progress,
-                                differentiable=differentiable, radius=radius)
+                                differentiable=differentiable, radius=radius, milp_seconds=milp_seconds)
         if throw:
             _throw(result)
         return result
@@ -155,7 +160,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
     try:
         result = _invert(generator, x, budget, t0, method=method, mask=mask, measurement=measurement, norm=norm,
                          noise=noise, rtol=rtol, latent_shape=latent_shape, converters=converters,
-                         check_chain=check_chain, seed=seed, differentiable=differentiable, radius=radius)
+                         check_chain=check_chain, seed=seed, differentiable=differentiable, radius=radius,
+                         milp_seconds=milp_seconds)
     finally:
         budget.close()
     result.timings.update({f"stage: {k}": v for k, v in budget.seconds.items() if k != "invert"})
@@ -207,6 +213,7 @@ class _Job:
     graph_chain: Chain | None = None  # differentiable=True: the chain and x on the autograd graph
     x_graph: torch.Tensor | None = None
     radius: bool = True  # compute the certified uniqueness radius
+    milp_seconds: float | None = None  # the global MILP's time per sample (None: the default's gate)
 
     @property
     def valid(self) -> torch.Tensor:
@@ -215,11 +222,14 @@ class _Job:
 
 
 def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, latent_shape, converters,
-             check_chain, seed, differentiable, radius) -> _Job:
+             check_chain, seed, differentiable, radius, milp_seconds) -> _Job:
     """Options and validation: a bad call raises, a bad sample gets its reason."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InvalidInputError(f"Expected: seed as an int in [0, 2**63), Got: {seed!r}")
     inverter = choose_inverter(method, norm=norm, noise=noise, measurement=measurement, mask=mask, seed=seed)
+    if milp_seconds is not None and (isinstance(milp_seconds, bool) or not isinstance(milp_seconds, (int, float))
+                                     or not 0 < milp_seconds < math.inf):
+        raise InvalidInputError(f"Expected milp_seconds as seconds > 0 (or None for the default), Got: {milp_seconds!r}")
     if rtol is not None and not 0 < rtol < 1:
         raise InvalidInputError(f"Expected 0 < rtol < 1, Got: rtol={rtol}")
     if differentiable and measurement is not None:
@@ -254,7 +264,7 @@ def _prepare(generator, x, *, method, mask, measurement, norm, noise, rtol, late
         invalid = [r if seen else "its mask observes no pixel; Expected at least one True per sample's mask"
                    for r, seen in zip(invalid, obs.any(1).tolist())]
     return _Job(inverter, chain, image_chain, x64, obs, invalid, rtol, x.dtype, batched, measurement is not None,
-                x.device, note, graph_chain, x_graph, bool(radius))
+                x.device, note, graph_chain, x_graph, bool(radius), milp_seconds)
 
 
 def _adapt(generator, inverter: Inverter, *, latent_shape, converters, check_chain, seed,
@@ -351,14 +361,15 @@ def _global(job: _Job, raw: RawSolution, status: list[Status], messages: list[st
     the MILP over every hidden unit's branch (:mod:`ganinvert.lp.milp`) makes them EXACT (radius
     ``inf``) or finds a second pre-image (the message says where), within the time limit."""
     rows = [i for i, s in enumerate(status) if s is Status.EXACT_NONUNIQUE and radius[i] > 0]
-    if (not rows or not job.radius or not job.inverter.certifies or not job.chain.certifiable or why_not(job.chain)
-            or budget.expired):
+    units = MAX_UNITS if job.milp_seconds is None else math.inf  # a time given: any ReLU chain
+    if (not rows or not job.radius or not job.inverter.certifies or not job.chain.certifiable
+            or why_not(job.chain, max_units=units) or budget.expired):
         return
     budget.stage("global uniqueness (MILP)")
     idx = torch.tensor(rows)
     t = idx.to(job.x.device)
     verdict = certify_global(job.chain, raw.z[t], observed=None if job.observed is None else job.observed[t],
-                             rtol=job.rtol, left=budget.left)
+                             rtol=job.rtol, left=budget.left, seconds=job.milp_seconds or MILP_SECONDS)
     for j, i in enumerate(rows):
         if verdict.unique[j]:
             status[i], messages[i], radius[i] = Status.EXACT, job.note, math.inf

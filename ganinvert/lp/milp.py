@@ -38,6 +38,8 @@ from .highs import solve_lp
 #: hidden units (binaries) up to which the certificate runs: measured on 2 cores, 20-44 units
 #: took 0.2-6 s per sample, the paper's decoder (60) did not finish in 10 s
 MAX_UNITS = 32
+#: seconds per sample by default
+MILP_SECONDS = 2.0
 #: the smallest scale a second pre-image may have (see the module doc)
 TAU = 1e-3
 
@@ -52,7 +54,7 @@ class GlobalVerdict:
     messages: list[str]
 
 
-def why_not(chain: Chain, *, max_units: int = MAX_UNITS) -> str:
+def why_not(chain: Chain, *, max_units: float = MAX_UNITS) -> str:
     """"" where :func:`certify_global` applies to ``chain``, else why not."""
     hidden = chain.layers[:-1]
     if not hidden:
@@ -134,7 +136,7 @@ class _Encoding:
 
 
 def certify_global(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | None = None, rtol: float,
-                   seconds: float = 2.0, left: Callable[[], float] = lambda: math.inf) -> GlobalVerdict:
+                   seconds: float = MILP_SECONDS, left: Callable[[], float] = lambda: math.inf) -> GlobalVerdict:
     """For each ``z`` (B, k) whose region is injective (check :func:`~ganinvert.radius.unique_radius`
     first, and :func:`why_not`): is ``z`` the only pre-image of ``G(z)`` (its ``observed`` rows)?
     At most ``seconds`` per sample and ``left()``, the time left; ``rtol`` decides whether a point

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import event, given, note
 from hypothesis import strategies as st
@@ -109,3 +110,24 @@ def test_what_the_milp_is_not_run_for():
     assert "over the" in why_not(gi.to_chain(random_mlp([4, 40, 60], seed=0))) and MAX_UNITS < 40
     assert "not ReLU" in why_not(gi.to_chain(random_mlp([4, 8, 20], act="leaky", seed=0)))
     assert why_not(gi.to_chain(nn.Sequential(nn.Linear(3, 8)).double())).startswith("a single layer")
+
+
+def test_milp_seconds_runs_the_milp_past_the_default_gate():
+    """A 3-24-16-60 ReLU net (40 hidden units, over the default's 32): EXACT_NONUNIQUE by default;
+    with ``milp_seconds`` the MILP runs and proves the answers unique (z = z*)."""
+    G = random_mlp([3, 24, 16, 60], seed=1, out_act="relu")
+    z = latents(2, 3, seed=6)
+    with torch.no_grad():
+        x = G(z)
+    assert not gi.invert(G, x).exact.any()
+    r = gi.invert(G, x, milp_seconds=20)
+    assert r.exact.all(), r.messages
+    assert ((r.z - z).norm(dim=1) <= 1e-6 * z.norm(dim=1)).all()
+
+
+def test_milp_seconds_must_be_positive_seconds():
+    G = random_mlp([3, 8, 12], seed=1)
+    x = torch.rand(1, 12, dtype=torch.float64)
+    for bad in (0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(gi.InvalidInputError, match="milp_seconds as seconds > 0"):
+            gi.invert(G, x, milp_seconds=bad)
