@@ -14,16 +14,26 @@ from torch import nn
 from .adapters import Converter, to_chain
 from .blackbox import Generator, black_box
 from .budget import Budget
+from .certificates import certify_answers
 from .chain import Chain
-from .conditions import ConditionsResult, each_condition, invert_candidates, point_to_cond
+from .conditions import (
+    ConditionsResult,
+    each_condition,
+    invert_candidates,
+    point_to_cond,
+)
 from .defaults import DEFAULT_METHOD, choose_inverter, for_precision, left_to_us
-from .errors import InvalidInputError, InversionError, ShapeMismatchError, SolverError, UnsupportedLayerError
+from .errors import (
+    InvalidInputError,
+    InversionError,
+    ShapeMismatchError,
+    SolverError,
+    UnsupportedLayerError,
+)
 from .gradients import attach
 from .inverters import Inverter
 from .inverters.base import RawSolution, assign_status
 from .observations import as_batch, invalid_samples, measured_chain, observed_mask
-from .lp.milp import MAX_UNITS, MILP_SECONDS, certify_global, why_not
-from .radius import unique_radius
 from .result import InversionResult, Status
 from .tolerances import relative_residual, tolerance
 
@@ -329,8 +339,9 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
         diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
         fit_residual = torch.where(valid, fit, nan)
-    radius = _radius(job, raw, status, budget)
-    _global(job, raw, status, messages, radius, budget)
+    radius = certify_answers(job.chain, raw.z, status, messages, raw.methods, observed=job.observed, rtol=job.rtol,
+                             note=job.note, budget=budget, enabled=job.radius and job.inverter.certifies,
+                             milp_seconds=job.milp_seconds)
     x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements
     x_hat = x_hat.reshape(B, *job.image_chain.out_shape).to(dtype=job.dtype, device=job.out_device)
     z = raw.z.reshape(B, *job.image_chain.in_shape).to(dtype=job.dtype, device=job.out_device)
@@ -340,42 +351,6 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
                            messages=messages, method=job.inverter.name, batched=job.batched,
                            bound=nan.clone() if raw.bound is None else raw.bound, fit_residual=fit_residual,
                            timings=timings, unique_radius=radius)
-
-
-def _radius(job: _Job, raw: RawSolution, status: list[Status], budget: Budget) -> torch.Tensor:
-    """``(B,)`` the certified uniqueness radius (:func:`~ganinvert.radius.unique_radius`): ``inf`` for
-    EXACT, the local certificate for EXACT_NONUNIQUE (not computed once the time limit has passed,
-    nor for a baseline: :attr:`~ganinvert.Inverter.certifies`), 0 for the rest."""
-    out = torch.tensor([math.inf if s is Status.EXACT else 0.0 for s in status], dtype=torch.float64)
-    rows = torch.tensor([s is Status.EXACT_NONUNIQUE for s in status], dtype=torch.bool).nonzero().flatten()
-    if rows.numel() and job.radius and job.inverter.certifies and job.chain.certifiable and not budget.expired:
-        budget.stage("certified uniqueness radius")
-        t = rows.to(job.x.device)
-        out[rows] = unique_radius(job.chain, raw.z[t], observed=None if job.observed is None else job.observed[t])
-    return out
-
-
-def _global(job: _Job, raw: RawSolution, status: list[Status], messages: list[str], radius: torch.Tensor,
-            budget: Budget) -> None:
-    """EXACT_NONUNIQUE answers with an injective region (positive radius) on a small ReLU chain:
-    the MILP over every hidden unit's branch (:mod:`ganinvert.lp.milp`) makes them EXACT (radius
-    ``inf``) or finds a second pre-image (the message says where), within the time limit."""
-    rows = [i for i, s in enumerate(status) if s is Status.EXACT_NONUNIQUE and radius[i] > 0]
-    units = MAX_UNITS if job.milp_seconds is None else math.inf  # a time given: any ReLU chain
-    if (not rows or not job.radius or not job.inverter.certifies or not job.chain.certifiable
-            or why_not(job.chain, max_units=units) or budget.expired):
-        return
-    budget.stage("global uniqueness (MILP)")
-    idx = torch.tensor(rows)
-    t = idx.to(job.x.device)
-    verdict = certify_global(job.chain, raw.z[t], observed=None if job.observed is None else job.observed[t],
-                             rtol=job.rtol, left=budget.left, seconds=job.milp_seconds or MILP_SECONDS)
-    for j, i in enumerate(rows):
-        if verdict.unique[j]:
-            status[i], messages[i], radius[i] = Status.EXACT, job.note, math.inf
-            raw.methods[i] = f"{raw.methods[i]}>milp"
-        elif not math.isnan(verdict.witness[j, 0].item()):
-            messages[i] = verdict.messages[j]
 
 
 def _throw(result: InversionResult) -> None:

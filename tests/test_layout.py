@@ -21,7 +21,7 @@ LAYERS = (
     {"search"},  # local searches from starting points (LM, pattern descent, kicks, L-BFGS)
     {"gradients"},  # differentiation through the answer
     {"inverters"},  # strategies that combine the above
-    {"defaults", "observations", "conditions", "api", "module", "report", "metrics", "comparison", "app", "models", "__init__"},
+    {"defaults", "observations", "conditions", "certificates", "api", "module", "report", "metrics", "comparison", "app", "models", "__init__"},
 )
 RANK = {name: r for r, names in enumerate(LAYERS) for name in names}
 MAX_FUNCTION_LINES = 80

@@ -184,8 +184,6 @@ def test_a_mask_counts_only_the_observed_pixels():
     latents) nothing is proven; observing all gives the unmasked radius."""
     G = random_mlp([4, 30, 20], seed=3)
     z = latents(2, 4, seed=5)
-    with torch.no_grad():
-        y = G(z)
     chain = gi.to_chain(G)
     few = torch.zeros(2, 20, dtype=torch.bool)
     few[:, :2] = True
