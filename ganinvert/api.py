@@ -339,7 +339,7 @@ def _report(job: _Job, raw: RawSolution, budget: Budget, *, timings: dict[str, f
         diff = outs[-1] - x if job.observed is None else (outs[-1] - x) * job.observed  # (B, n)
         fit = torch.linalg.vector_norm(diff, ord=job.inverter.fit_order, dim=1).cpu()
         fit_residual = torch.where(valid, fit, nan)
-    radius = certify_answers(job.chain, raw.z, status, messages, raw.methods, observed=job.observed, rtol=job.rtol,
+    radius = certify_answers(job.chain, raw.z, x, status, messages, raw.methods, observed=job.observed, rtol=job.rtol,
                              note=job.note, budget=budget, enabled=job.radius and job.inverter.certifies,
                              milp_seconds=job.milp_seconds)
     x_hat = outs[-2] if job.measured else outs[-1]  # measured: the image G(z), not its measurements

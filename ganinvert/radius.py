@@ -28,6 +28,7 @@ radius is the largest such ``R`` found by bisection.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -43,7 +44,7 @@ _GROW = 12
 
 
 def unique_radius(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | None = None,
-                  rank_rtol: float = 1e-8) -> torch.Tensor:
+                  rank_rtol: float = 1e-8, stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """``(B,)`` float64 on the CPU: per sample a radius ``r`` such that no other latent ``z'`` with
     ``||z' - z||_2 < r`` has ``G(z')`` equal to ``G(z)`` on the output's equation rows (and so on
     every observed pixel); 0 where nothing is proven, ``inf`` where ``G`` is one injective affine
@@ -56,8 +57,10 @@ def unique_radius(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | Non
         observed: ``(B, n)`` bool, the output rows that are data (None: all).
         rank_rtol: the rank test of the equation rows' Jacobian (its smallest singular value
             relative to its largest).
+        stop: asked before each chunk of samples (the time limit); once true, the rest stay 0.
     """
     B, k = z.shape[0], chain.in_dim
+    z = z.reshape(B, k).to(dtype=chain.dtype, device=chain.device)  # the chain's own (a float32 latent is cast)
     out = torch.zeros(B, dtype=torch.float64)
     if B == 0 or not piecewise_linear(chain):
         return out
@@ -65,9 +68,11 @@ def unique_radius(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | Non
     chunk = max(1, _MAX_ENTRIES // (widest * k))
     bounds = [layer.op.abs_bound() for layer in chain.layers[1:]]
     for i in range(0, B, chunk):
+        if stop is not None and stop():
+            break
         rows = slice(i, i + chunk)
         obs = None if observed is None else observed[rows]
-        out[rows] = _radius(chain, z[rows].reshape(-1, k), obs, bounds, rank_rtol).cpu()
+        out[rows] = _radius(chain, z[rows], obs, bounds, rank_rtol).cpu()
     return out
 
 
