@@ -141,8 +141,8 @@ def invert(generator: nn.Module | Chain, x: torch.Tensor, *, method: str | Inver
             (Adam, GD, the encoder) never run them, so their times stay the plain method's.
         milp_seconds: the global MILP's time per sample. None: 2 s, and only on ReLU chains of at
             most 32 hidden units, where it pays. A number: up to that per sample on any ReLU
-            chain (the paper's 20-60-784 decoder: one sparse digit certified in 17 s, another not
-            in 60 s), within ``time_limit``.
+            chain (the paper's 20-60-784 decoder at 30 s: 2 of 12 sparse digits certified), within
+            ``time_limit``.
 
     Returns:
         :class:`InversionResult` with ``z`` and ``x_hat`` in x's dtype and device.
