@@ -29,7 +29,12 @@ def certify_answers(chain: Generator, z: torch.Tensor, x: torch.Tensor, status: 
     each, or, given ``milp_seconds``, of at most ``HARD_UNITS`` for that long each."""
     radius = torch.tensor([math.inf if s is Status.EXACT else 0.0 for s in status], dtype=torch.float64)
     rows = torch.tensor([s is Status.EXACT_NONUNIQUE for s in status], dtype=torch.bool).nonzero().flatten()
-    if not rows.numel() or not enabled or not chain.certifiable or budget.expired:
+    if not rows.numel() or not enabled or not chain.certifiable:
+        return radius
+    if budget.expired:  # the solve used the time limit: say so where a radius would have been
+        for i in rows.tolist():
+            why = f"uniqueness radius not computed: time_limit={budget.time_limit:g}s was used up"
+            messages[i] = f"{messages[i]}; {why}" if messages[i] else why
         return radius
     budget.stage("certified uniqueness radius")
 
