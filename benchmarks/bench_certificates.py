@@ -57,6 +57,18 @@ def perturbed(G, z: torch.Tensor, x: torch.Tensor, r: torch.Tensor, seed: int) -
     return change.min().item(), int((change <= RTOL).sum())
 
 
+def timed(G, x: torch.Tensor, **options) -> tuple[gi.InversionResult, float, float]:
+    """The default on ``x`` with its certificates, and its seconds with and without them (after a
+    warm-up call: the first call of a process pays for imports)."""
+    gi.invert(G, x[:2], progress=False)
+    t = time.perf_counter()
+    r = gi.invert(G, x, progress=False, **options)
+    with_cert = time.perf_counter() - t
+    t = time.perf_counter()
+    gi.invert(G, x, progress=False, radius=False, **options)
+    return r, with_cert, time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["mlp_gan", "dcgan", "dcgan_odd", "paper"])
@@ -76,13 +88,7 @@ def main() -> None:
         with torch.no_grad():
             x = G(z)
         limit = None if scale == 1.0 else float(n)  # the stress family's 1 s/sample
-        gi.invert(G, x[:2], progress=False)  # warm-up: the first call of a process pays for imports
-        t = time.perf_counter()
-        r = gi.invert(G, x, progress=False, time_limit=limit)
-        with_cert = time.perf_counter() - t
-        t = time.perf_counter()
-        gi.invert(G, x, progress=False, radius=False, time_limit=limit)
-        plain = time.perf_counter() - t
+        r, with_cert, plain = timed(G, x, time_limit=limit)
         name = name if scale == 1.0 else f"{name} x{scale:g}"
         err = (r.z.flatten(1) - z).norm(dim=1) / z.norm(dim=1)  # a DCGAN's latents come back (B, k, 1, 1)
         solved, exact = r.solved, r.exact
@@ -95,14 +101,7 @@ def main() -> None:
               f"{change:>15.2e} {within:>6} {with_cert:>7.1f} {plain:>7.1f} {with_cert / plain:>6.2f}", flush=True)
     for name in [m for m in args.models if m != "paper"] if args.real else []:
         m = models.load(name)
-        G, x = m.generator.double().eval(), digits(m, args.real)
-        gi.invert(G, x[:2], progress=False)
-        t = time.perf_counter()
-        r = gi.invert(G, x, progress=False)
-        with_cert = time.perf_counter() - t
-        t = time.perf_counter()
-        gi.invert(G, x, progress=False, radius=False)
-        plain = time.perf_counter() - t
+        r, with_cert, plain = timed(m.generator.double().eval(), digits(m, args.real))
         print(f"{name + ' real':<12} {args.real:>5} {r.solved.double().mean():>7.1%} {'-':>6} "
               f"{r.exact.double().mean():>6.1%} {'-':>5} {'-':>7} {'-':>9} {'-':>15} {'-':>6} "
               f"{with_cert:>7.1f} {plain:>7.1f} {with_cert / plain:>6.2f}", flush=True)

@@ -119,11 +119,9 @@ def _past_region(hidden: list, bounds: list, eq: torch.Tensor, sigma: torch.Tens
     eq, sigma = eq[go], sigma[go]
 
     def holds(t: torch.Tensor) -> torch.Tensor:
-        e = None  # layer 0's pre-activation is exactly affine in z
+        e = torch.zeros_like(hidden[0][0])  # layer 0's pre-activation is exactly affine in z
         for (m, g, s, jump), A in zip(hidden, bounds):
-            gap = g * t[:, None] - m if e is None else g * t[:, None] + e - m
-            delta = jump * gap.clamp(min=0) + (0 if e is None else s * e)
-            e = A.matvec(delta)
+            e = A.matvec(jump * (g * t[:, None] + e - m).clamp(min=0) + s * e)
         dev = torch.linalg.vector_norm(e * eq.to(e.dtype), dim=1)
         return sigma * t > dev
 
