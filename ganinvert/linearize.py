@@ -45,13 +45,15 @@ def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dty
             c, D = s * c, s.unsqueeze(1) * D
 
 
-def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None,
+              dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The last layer's pre-activation at ``z`` (B, k) and its Jacobian: ``(p (B, n), J (B, n, k))``,
     exact on the activation region of ``z`` (hidden activations piecewise linear, see
     :func:`piecewise_linear`). ``jacobian_chain``: the same chain in another dtype (float32) to
-    build ``J`` in; ``p`` and the region always come from ``chain``."""
+    build ``J`` in; ``p`` and the region always come from ``chain``. ``J`` is returned in ``dtype``
+    (default: ``z``'s)."""
     steps = chain.walk(z)
     jc = jacobian_chain or chain
     pats = [step.pattern for step in steps[:-1]]
     *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
-    return steps[-1].pre, J.to(z.dtype)
+    return steps[-1].pre, J.to(dtype or z.dtype)

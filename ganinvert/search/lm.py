@@ -41,7 +41,8 @@ _POLISH = 1e-3  # steps go on below rtol to this fraction of it: inside the regi
 #: the same point with more damping (the Jacobian is still exact there: building it again would
 #: give the same matrix). Measured on dcgan_odd with its last layer x3 (8 samples from the pixel
 #: fit's 25th iteration, 60 Jacobians): 5 of 8 at G(z) = x with 5 plain reuses and a new Jacobian
-#: after every failed step, 8 of 8 with both changes and 10 reuses, in less time
+#: after every failed step, 8 of 8 with both changes and 10 reuses, in less time. At most this
+#: many, and no more than the steps that together cost about one Jacobian (:func:`_reuses`)
 _REUSE = 10
 #: a sample whose relative residual is above this takes its steps on the Jacobian's chain (float32)
 #: too, forward passes included: they decide only whether a step lowers a misfit still far from 0.
@@ -63,7 +64,8 @@ class LMSolution:
 
 def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
                         jacobian_dtype: torch.dtype | None = torch.float32,
-                        budget: Budget | None = None, stall: float = 0.0) -> LMSolution:
+                        budget: Budget | None = None, stall: float = 0.0,
+                        group: torch.Tensor | None = None) -> LMSolution:
     """Levenberg-Marquardt from ``z0`` (B, k) towards ``G(z) = x`` (B, n), one row per start.
 
     A sample stops at ``G(z) = x`` (relative residual ``<= 1e-3 rtol``: once inside the right
@@ -76,6 +78,10 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
     ``_WINDOW`` Jacobians (0: never). LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
+
+    ``group`` (B,) long, when given, names the sample each row is a start of: once one start of a
+    sample reaches ``G(z) = x`` (``rtol``), the sample's other starts stop (all starts of all
+    samples run as one batch, so a search from many starts costs one call's overhead).
 
     ``jacobian_dtype``: the Jacobians are built in this dtype (None: the chain's). float32 halves
     their cost (they dominate it) and costs no accuracy: the misfit, the steps' acceptance and
@@ -92,23 +98,25 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
     live = residual > rtol * _POLISH
+    reuse = _reuses(chain)
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit _WINDOW Jacobians ago
     def round_(j: torch.Tensor, walker: Chain) -> None:
         """One Jacobian for the samples ``j``, and the steps taken with it (see _REUSE)."""
         bj = rb.rows(j)
-        p, J = linearize(walker, z[j].to(walker.dtype), jacobian_chain=jc)
+        # a coarse sample's normal equations in the Jacobian's own float32 (its J is float32 either way)
+        p, J = linearize(walker, z[j].to(walker.dtype), jacobian_chain=jc, dtype=walker.dtype)
         p = p.to(z.dtype)
         used[j] += 1
         fresh = torch.ones_like(j, dtype=torch.bool)  # J is the Jacobian at the sample's z
         go = None
-        for _ in range(1 + _REUSE):
+        for _ in range(1 + reuse):
             z_was, p_was = z[j].clone(), p
             better, p = _step(walker, J, p, bj, z, j, x, lam, residual, eye, only=go)
             if better.any():  # the secant of the step just taken, a rank-one (Broyden) update of J
                 sdz = (z[j] - z_was).to(J.dtype)
                 dp = (p - p_was).to(J.dtype)
-                upd = (dp - (J @ sdz[..., None])[..., 0]) / (sdz * sdz).sum(1, keepdim=True).clamp(min=1e-300)
-                J = J + torch.where(better[:, None, None], upd[:, :, None] * sdz[:, None, :], torch.zeros((), dtype=J.dtype))
+                upd = (dp - (J @ sdz[..., None])[..., 0]) / (sdz * sdz).sum(1, keepdim=True).clamp(min=torch.finfo(J.dtype).tiny)
+                J = torch.baddbmm(J, (upd * better[:, None]).unsqueeze(-1), sdz.unsqueeze(1))  # J + upd sdz^T where better
             tried = torch.ones_like(better) if go is None else go
             # where J is exact, a failed step says the damping is too small (retry at once, z and
             # J unchanged); where the step from a stale J failed, only a new Jacobian can tell
@@ -134,11 +142,40 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
                     return LMSolution(z=z, residual=residual, steps=used)
                 if part.numel():
                     round_(part, walker)
+        if group is not None and live.any():
+            done = torch.zeros(int(group.max()) + 1, dtype=torch.bool, device=z.device)
+            done[group[residual <= rtol]] = True
+            live &= ~done[group] | (residual <= rtol)  # the solved start itself polishes on
         if not live.any():
             break
     logger.debug("LM: %d of %d samples at G(z) = x after up to %d steps", int((residual <= rtol).sum()), B,
                  int(used.max()) if B else 0)
     return LMSolution(z=z, residual=residual, steps=used)
+
+
+def _reuses(chain: Chain) -> int:
+    """Steps a Jacobian serves after its first (see :data:`_REUSE`): about as many as cost what a
+    new Jacobian costs, in multiply-adds ``k F`` (``k`` directions through the chain, ``F`` its
+    dense layers' entries, a bound for convolutions) against ``F + n k^2`` per step (a forward
+    pass and the ``n x k`` normal equations). On the paper's 20-60-784 decoder that is 3: a step's
+    normal equations cost as much as a third of a Jacobian, and measured from random starts, 10
+    reuses took 1.7x the time of 4 for the same share of ``G(z) = x``; on the convolutional GANs it
+    is the cap."""
+    k, n = chain.in_dim, chain.layers[-1].op.out_dim
+    F = sum(layer.op.out_dim * layer.op.in_dim for layer in chain.layers)
+    return max(1, min(_REUSE, round(k * F / (F + n * k * k))))
+
+
+def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gauss-Newton system of the weighted misfit ``r`` (b, n): ``H = J^T diag(a^2) J`` and
+    ``g = J^T (a r)``, returned in ``r``'s dtype, with ``a = w`` on the rows outside their
+    interval and 0 inside (no gradient there). The products are formed in ``J``'s dtype: float32
+    for a coarse sample, whose Jacobian is float32 anyway (on the paper's decoder this made LM
+    2.5x faster: the products, not the Jacobians, were most of its time)."""
+    Jw = (w * (r != 0)).to(J.dtype).unsqueeze(-1) * J
+    H = Jw.transpose(1, 2) @ Jw
+    g = (Jw.transpose(1, 2) @ r.to(J.dtype).unsqueeze(-1)).squeeze(-1)
+    return H.to(r.dtype), g.to(r.dtype)
 
 
 def _step(chain: Chain, J, p, bj, z, j, x, lam, residual, eye, only=None):
@@ -147,9 +184,7 @@ def _step(chain: Chain, J, p, bj, z, j, x, lam, residual, eye, only=None):
     change in place where the misfit falls (and ``only``, when given, allows). Returns ``(better (n,) bool, the pre-activation where each
     sample now is)``."""
     r = bj.misfit(p)
-    Jw = (bj.weight * (r != 0)).unsqueeze(-1) * J  # rows inside their interval have no gradient
-    H = Jw.transpose(1, 2) @ Jw
-    g = (Jw.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+    H, g = _normal(J, r, bj.weight)
     mu = lam[j] * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
     trial = z[j] + torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
     q, xh = (t.to(z.dtype) for t in chain.walk(trial.to(chain.dtype))[-1])  # the last pre-activation and G(trial)
