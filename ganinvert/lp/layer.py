@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -33,6 +34,17 @@ SOLVERS: Mapping[str, Callable[..., LPSolution]] = MappingProxyType({
 })
 #: the options every solver takes (``Layerwise(solver_options=...)``)
 SOLVER_OPTIONS = frozenset({"tol", "max_iter"})
+#: where a layer's input is a ReLU's output (``u >= 0``), the LP also asks for a small ``sum(u)``,
+#: at this cost per unit of ``u`` relative to the sample's scale. The true input has a zero on
+#: every unit its ReLU switched off, and when the layer has at least as many equations as the
+#: input has active units it is a vertex of the pre-image; the l_1 cost leads to a sparse vertex.
+#: Where the cost is too large for the exact penalty (:class:`~ganinvert.lp.problem.LayerProblem`:
+#: the answer then misses the pre-image), the plain LP is solved again from that answer and lands
+#: in the pre-image next to it (:func:`_solve`). Measured on the paper's decoder (the 255 of 1000
+#: samples least squares leaves open), the pass returned ``G(z) = x`` for 126 at a cost of
+#: 1e-4 or 1e-3 (113 at 1e-6, 101 at 1e-2), against 97 with the plain LP, whose interior-point
+#: answer lies inside the pre-image
+SPARSE_COST = 1e-4
 
 
 @dataclass
@@ -67,10 +79,39 @@ def beyond_lp(n: int, k: int, max_lp_dim: int) -> str:
 
 
 def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
-                 u_range: tuple[float, float], tol: torch.Tensor) -> LayerProblem:
-    """The layer LP for observations ``y`` (B, n) of ``act(A u + b)``."""
+                 u_range: tuple[float, float], tol: torch.Tensor, sparse: bool = False) -> LayerProblem:
+    """The layer LP for observations ``y`` (B, n) of ``act(A u + b)``; with ``sparse`` and a
+    nonnegative input, the cost :data:`SPARSE_COST` on ``sum(u)``."""
     bounds = act.bounds(y, tol=tol[:, None])
-    return LayerProblem(A, b, bounds.lo, bounds.hi, bounds.weight, *u_range)
+    cost = None
+    if sparse and u_range == (0.0, float("inf")):
+        cost = (SPARSE_COST / target_scale(y))[:, None].expand(-1, A.shape[1]).to(A.dtype)
+    return LayerProblem(A, b, bounds.lo, bounds.hi, bounds.weight, *u_range, cost=cost)
+
+
+def _solve(prob: LayerProblem, u0: torch.Tensor, tol: torch.Tensor, *, solver: str,
+           stop: Callable[[], bool] | None, options: Mapping[str, float | int], rank_rtol: float
+           ) -> tuple[LPSolution, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``solver`` on ``prob``, then each answer polished and tested
+    (:func:`~ganinvert.lp.certify.polish_and_certify`). Returns the solution, the polished points,
+    their uniqueness and whether each is verified feasible (within ``tol``). Where a cost left a
+    sample unverified, it is solved again without the cost, so a misfit is never the cost's doing
+    (a proof that x is out of range rests on it)."""
+    sol = SOLVERS[solver](prob, u0=u0, stop=stop, **options)
+    u_pol, uniq = polish_and_certify(prob, sol.u, tol=tol, rank_rtol=rank_rtol)
+    # The certificate is checked a posteriori on the polished point (feasible to tolerance,
+    # zero cone of feasible directions), so it stands even where the IPM hit its iteration
+    # cap before its own stopping test fired.
+    verified = prob.violation(u_pol) <= tol
+    again = (~verified).nonzero().flatten() if prob.cost is not None else verified.new_zeros(0, dtype=torch.long)
+    if again.numel():
+        plain, u2, uniq2, ver2 = _solve(dataclasses.replace(prob.select(again), cost=None), sol.u[again],
+                                        tol[again], solver=solver, stop=stop, options=options, rank_rtol=rank_rtol)
+        sol.u[again], sol.t[again], sol.ok[again] = plain.u, plain.t, plain.ok
+        u_pol[again], uniq[again], verified[again] = u2, uniq2, ver2
+        for j, i in enumerate(again.tolist()):
+            sol.messages[i] = plain.messages[j]
+    return sol, u_pol, uniq, verified
 
 
 def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Tensor, *,
@@ -96,7 +137,7 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     """
     B, k = y.shape[0], A.shape[1]
     tol = rtol * target_scale(y)  # (B,)
-    prob = make_problem(A, b, act, y, u_range=u_range, tol=tol)
+    prob = make_problem(A, b, act, y, u_range=u_range, tol=tol, sparse=True)
     optimum = torch.zeros(B, dtype=A.dtype, device=A.device)
     messages = [""] * B
     if fast_path:
@@ -122,12 +163,8 @@ def invert_layer(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
             messages[i] = why
     elif rest.numel():
         sub = prob.select(rest)
-        sol = SOLVERS[solver](sub, u0=u[rest], stop=stop, **(solver_options or {}))
-        u_pol, uniq = polish_and_certify(sub, sol.u, tol=tol[rest], rank_rtol=rank_rtol)
-        # The certificate is checked a posteriori on the polished point (feasible to tolerance,
-        # zero cone of feasible directions), so it stands even where the IPM hit its iteration
-        # cap before its own stopping test fired.
-        verified = sub.violation(u_pol) <= tol[rest]
+        sol, u_pol, uniq, verified = _solve(sub, u[rest], tol[rest], solver=solver, stop=stop,
+                                            options=solver_options or {}, rank_rtol=rank_rtol)
         ok = sol.ok | verified
         u[rest], unique[rest] = u_pol, uniq & ok
         solver_ok[rest], optimum[rest] = ok, torch.where(verified, torch.zeros_like(sol.t), sol.t)
