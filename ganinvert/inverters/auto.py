@@ -29,17 +29,18 @@ after the same time, and the exact, certified answer wherever one can be found (
 4. **The projection** for every sample still without ``G(z) = x``: ``fit_restarts`` random draws,
    each fitted the same way, kept where better. A sample it brings within ``near`` gets the exact
    route in full.
-5. **The far samples** get the exact route within ``share`` of the time the stages before took.
-   A sample whose last layer the pass's LP pins to one point is searched in full.
+5. **The far samples** get the exact route's pass, and a search cut to the work of ``share`` of
+   one pixel fit (counted in passes through the chain, not seconds: an answer never depends on the
+   machine's speed). A sample whose last layer the pass's LP pins to one point is searched in full.
    Status APPROXIMATE with the residual; the message says why (the proof, the distance, or that
    the exact searches found nothing).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import time
-from contextlib import nullcontext
+import math
 
 import torch
 
@@ -56,6 +57,11 @@ from .exact import ExactRoute, certify_along
 from .layerwise import Layerwise
 
 logger = logging.getLogger(__name__)
+
+#: the cost model of :meth:`Auto._lp_first`: Newton steps of the interior-point LP (measured: 29-35
+#: on the paper's decoder), and forward-pass equivalents per L-BFGS iteration (about 4 loss and
+#: gradient evaluations per iteration, each a forward and a backward pass of about twice its cost)
+_IPM_ITERATIONS, _FIT_PASSES = 30, 12
 
 _PROVEN = "x is outside the generator's range (proven at its last layer: no input of that layer fits x)"
 
@@ -86,10 +92,10 @@ class Auto(ExactRoute, Inverter):
         fit_restarts: random starts of the projection.
         plateau: a fit stops once its loss falls by less than this fraction per 25 L-BFGS
             iterations (a real image's fit has converged long before ``fit_steps``).
-        share: the far samples' exact route runs for at most this fraction of the time the
-            stages before it took (0: never; ``math.inf``: always in full, the exhaustive search
-            for an ``x = G(z*)`` whose fit stalls far away, as on 3 of 100 samples of the paper's
-            decoder, at the cost of real images' time).
+        share: the far samples' exact route searches with the work of this fraction of one
+            pixel fit (:meth:`_cut`; 0: no exact route; ``math.inf``: the search in full, the
+            exhaustive search for an ``x = G(z*)`` whose fit stalls far away, at the cost of real
+            images' time).
         early: during the pixel fit, a sample whose relative residual has come within this (and
             has halved since its last try) gets ``early_steps`` Levenberg-Marquardt Jacobians from
             where its fit is, and stops at ``G(z) = x`` (0: never; piecewise-linear hidden
@@ -100,14 +106,14 @@ class Auto(ExactRoute, Inverter):
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
-                 adam: Adam | None = None, pattern_seeds: int = 2, pattern_rounds: int = 30, kicks: int = 20,
+                 adam: Adam | None = None, pattern_seeds: int = 0, pattern_rounds: int = 30, kicks: int = 8,
                  kick_scale: float = 0.3, seed: int = 0, near: float = 0.02, fit_steps: int = 300,
                  fit_restarts: int = 1, plateau: float = 1e-2, share: float = 0.4, early: float = 0.5,
                  early_steps: int = 60) -> None:
-        if (starts < 1 or lm_steps < 1 or pattern_seeds < 1 or pattern_rounds < 1 or kicks < 0
+        if (starts < 1 or lm_steps < 1 or pattern_seeds < 0 or pattern_rounds < 1 or kicks < 0
                 or not kick_scale > 0 or not near >= 0 or fit_steps < 0 or fit_restarts < 0
                 or not 0 <= plateau < 1 or not share >= 0 or not early >= 0 or early_steps < 1):
-            raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 1, pattern_rounds >= 1, "
+            raise InvalidInputError(f"Expected starts >= 1, lm_steps >= 1, pattern_seeds >= 0, pattern_rounds >= 1, "
                                     f"kicks >= 0, kick_scale > 0, near >= 0, fit_steps >= 0, fit_restarts >= 0, "
                                     f"0 <= plateau < 1, share >= 0, early >= 0, early_steps >= 1, "
                                     f"Got: starts={starts}, lm_steps={lm_steps}, pattern_seeds={pattern_seeds}, "
@@ -132,7 +138,7 @@ class Auto(ExactRoute, Inverter):
         return Adam(steps=300, lr=0.05, restarts=4, polish=200, seed=self.seed)
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
-        budget, t0 = budget or unlimited(), time.perf_counter()
+        budget = budget or unlimited()
         lw = self.layerwise
         quick = Layerwise(solver=lw.solver, rank_rtol=lw.rank_rtol, layer_rtol=lw.layer_rtol,
                           max_dense_entries=lw.max_dense_entries, max_lp_dim=lw.max_lp_dim, lp=False)
@@ -148,21 +154,28 @@ class Auto(ExactRoute, Inverter):
         pinned &= ~proven[todo]
         if pinned.any() and piecewise_linear(chain):
             self._below_anchor(chain, x, raw, todo[pinned], rtol=rtol, budget=budget)
-        route = torch.zeros(x.shape[0], dtype=torch.long)  # 1: near, the exact route in full; 2: far, in a share
+        route = torch.zeros(x.shape[0], dtype=torch.long)  # 1: near, the exact route in full; 2: far, cut
         route[todo[pinned]] = 1  # x is exactly in the last layer's range: no real image gets there
         fitted = torch.full((x.shape[0],), float("nan"), dtype=torch.float64)
         rest = todo[~pinned]
+        searched = torch.zeros(x.shape[0], dtype=torch.bool)
+        first = rest[~proven[rest]]
+        if first.numel() and self._lp_first(chain) and not budget.expired:  # the exact route, its LP deciding
+            route[first], searched[first] = 1, True
+            proven[first] = self._exact(chain, x, raw, first, rtol=rtol, budget=budget)
+            rest = rest[chain.relative_residual(raw.z[rest.to(x.device)], x[rest.to(x.device)]).cpu() > rtol]
         if rest.numel():
-            fitted[rest] = self._fit(chain, x, raw, rest, proven, res[rest], rtol=rtol, budget=budget)
+            before = chain.relative_residual(raw.z[rest.to(x.device)], x[rest.to(x.device)]).cpu()
+            fitted[rest] = self._fit(chain, x, raw, rest, proven, before, rtol=rtol, budget=budget)
             route[rest[(fitted[rest] <= self.near) & ~proven[rest]]] = 1
-        near = (route == 1).nonzero().flatten()
+        near = ((route == 1) & ~searched).nonzero().flatten()
         if near.numel() and not budget.expired:
             proven[near] = self._exact(chain, x, raw, near, rtol=rtol, budget=budget)
         left = todo[chain.relative_residual(raw.z[todo.to(x.device)], x[todo.to(x.device)]).cpu() > rtol]
         if left.numel() == 0:
             return raw
         self._project(chain, x, raw, left, proven=proven[left], budget=budget)
-        share = self.share * (time.perf_counter() - t0)
+        share = self.share
         far = left[(route[left] == 0) & ~proven[left]]
         late = far[chain.relative_residual(raw.z[far.to(x.device)], x[far.to(x.device)]).cpu() <= self.near
                    ] if far.numel() else far
@@ -170,7 +183,7 @@ class Auto(ExactRoute, Inverter):
             route[late] = 1
             proven[late] = self._exact(chain, x, raw, late, rtol=rtol, budget=budget)
         far = far[route[far] == 0]
-        if far.numel() and not budget.expired and share > 0:  # the exact route, in its share of the time
+        if far.numel() and not budget.expired and share > 0:  # the exact route, its search cut to a share
             route[far] = 2
             proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=share)
         res = chain.relative_residual(raw.z, x).cpu()
@@ -178,6 +191,22 @@ class Auto(ExactRoute, Inverter):
         self._explain(raw, left, res, proven=proven, route=route, fitted=fitted, share=share)
         budget.finished(left.numel())
         return raw
+
+    def _lp_first(self, chain: Chain) -> bool:
+        """True where the exact route's pass costs less than the pixel fit it would follow, so it
+        runs first (its LP then decides: a sample whose last layer has no pre-image is proven out
+        of range and gets the fit; one whose last layer has one, x exactly in that layer's range,
+        is searched in full from the LP's answer). The estimate in multiply-adds: the last layer's
+        LP, about ``_IPM_ITERATIONS`` Newton steps of ``n k^2`` (its normal matrix), against
+        ``fit_steps`` L-BFGS iterations of about ``_FIT_PASSES`` passes through the chain's dense
+        layers. On the paper's 20-60-784 decoder the LP is half the fit's cost; on a 64-256-256-784
+        MLP GAN 1.5 times it, and a convolutional last layer is past the LP's size limits."""
+        last, lw = chain.layers[-1], self.layerwise
+        n, k = last.op.out_dim, last.op.in_dim
+        if not piecewise_linear(chain) or k > lw.max_lp_dim or n * k > lw.max_dense_entries or n < k:
+            return False
+        fit = self.fit_steps * _FIT_PASSES * sum(layer.op.out_dim * layer.op.in_dim for layer in chain.layers)
+        return _IPM_ITERATIONS * n * k * k <= fit
 
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
              before: torch.Tensor, *, rtol: float, budget: Budget) -> torch.Tensor:
@@ -241,9 +270,9 @@ class Auto(ExactRoute, Inverter):
                budget: Budget, share: float | None = None) -> torch.Tensor:
         """Stage 3 for the samples ``rows`` near the range: the layer-wise pass with its LPs, then
         the searches (LM's first start: the fit's end) for those it leaves open, each answer kept
-        where it fits better than the fit; the solved ones certified. With ``share`` (seconds, for
-        far samples) the pass and the searches run within it, except the searches of samples whose
-        last layer the pass pinned. Returns ``(len(rows),)`` bool: proven out of range by the
+        where it fits better than the fit; the solved ones certified. With ``share`` (far samples)
+        the searches are cut to that share of a pixel fit's work (:meth:`_cut`), except for samples
+        whose last layer the pass pinned. Returns ``(len(rows),)`` bool: proven out of range by the
         pass's LP."""
         t, k, dev = rows.to(x.device), chain.in_dim, x.device
         xs, zfit = x[t], raw.z[t].clone()
@@ -262,26 +291,25 @@ class Auto(ExactRoute, Inverter):
         open_ = (~found).nonzero().flatten()
         budget.finished(int(found.sum()))  # the searches count what they solve
         if open_.numel():
-            t1 = time.perf_counter()
-            with budget.share(share) if share is not None else nullcontext():
-                sub = _layerwise(self.layerwise, chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
+            sub = _layerwise(self.layerwise, chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
             res = chain.relative_residual(sub.z, xs[open_.to(dev)]).cpu()
             proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
             budget.finished(int((res <= rtol).sum()))
             won = (res < have[open_]).nonzero().flatten()
+            first = ["lbfgs>lm" if "lbfgs" in raw.methods[i] else "lm(layer-wise start)" for i in rows[open_].tolist()]
+            for j in won.tolist():
+                first[j] = "lm(layer-wise start)"
             raw.scatter(rows[open_[won]], sub.take(won))  # the pass's own answer, certificates and all
             have[open_[won]] = res[won]
             go = ((res > rtol) & ~proven[open_]).nonzero().flatten()
-            # in a share, the pass's own time counts; a sample whose last layer the LP pinned to one
-            # point (x is exactly in that layer's range: no real image gets there) is searched in full
+            # a sample whose last layer the LP pinned to one point (x is exactly in that layer's
+            # range: no real image gets there) is searched in full, the others of a far route in part
             pinned = sub.anchors.level[go] < len(chain) if sub.anchors is not None else torch.zeros_like(go, dtype=torch.bool)
-            left = None if share is None else share - (time.perf_counter() - t1)
-            for part, cap in ((go[pinned], None), (go[~pinned], left)):
+            for part, route in ((go[pinned], self), (go[~pinned], self if share is None else self._cut(chain, share))):
                 if part.numel() and not budget.expired:
-                    with budget.share(cap) if cap is not None else nullcontext():
-                        ambiguous[open_[part]] = self._search_open(chain, raw, sub, rows[open_], part,
-                                                                   zfit[open_.to(dev)], xs[open_.to(dev)], have[open_],
-                                                                   rtol=rtol, budget=budget)
+                    ambiguous[open_[part]] = route._search_open(chain, raw, sub, rows[open_], part,
+                                                                raw.z[rows[open_].to(dev)], xs[open_.to(dev)], have[open_],
+                                                                [first[j] for j in part.tolist()], rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z[t], xs).cpu()
         solved = ((res <= rtol) & ~ambiguous & ~raw.unique[rows].all(1)).nonzero().flatten()
         budget.stage("auto: certifying uniqueness")
@@ -290,15 +318,34 @@ class Auto(ExactRoute, Inverter):
                                                      layerwise=self.layerwise)
         return proven
 
+    def _cut(self, chain: Chain, share: float) -> "Auto":
+        """The search of a far sample: the work of ``share`` of one pixel fit (``fit_steps``
+        iterations of about ``_FIT_PASSES`` passes through the chain), counted in passes, not
+        seconds, so that an answer never depends on the machine's speed: Levenberg-Marquardt from
+        the first start for ``share * fit_steps * _FIT_PASSES / k`` Jacobians (each pushes ``k``
+        directions), no kicks; where hidden activations are smooth, Adam's restarts with their
+        steps and polish cut to the share. ``share = inf``: the search in full."""
+        if math.isinf(share):
+            return self
+        passes = share * self.fit_steps * _FIT_PASSES
+        cut = copy.copy(self)
+        cut.starts, cut.kicks, cut.lm_steps = 1, 0, max(1, int(passes // chain.in_dim))
+        cut.adam = copy.copy(self.adam)
+        cut.adam.steps = max(1, int(passes // (3 * self.adam.restarts)))
+        cut.adam.polish = int(share * self.adam.polish) if share < 1 else self.adam.polish
+        return cut
+
     def _search_open(self, chain: Chain, raw: RawSolution, sub: RawSolution, rows: torch.Tensor, go: torch.Tensor,
-                     zfit: torch.Tensor, xs: torch.Tensor, have: torch.Tensor, *, rtol: float,
+                     zfit: torch.Tensor, xs: torch.Tensor, have: torch.Tensor, first: list[str], *, rtol: float,
                      budget: Budget) -> torch.Tensor:
-        """The searches for ``sub``'s samples ``go`` (rows ``rows[go]`` of ``raw``), LM first from the
-        fit's end ``zfit[go]``; adopted where they fit better than ``have``. Returns ``(len(go),)``
+        """The searches for ``sub``'s samples ``go`` (rows ``rows[go]`` of ``raw``), LM first from
+        ``zfit[go]`` (the better of the fit's end and the pass's answer, tagged ``first[j]`` in the
+        method path); adopted where they fit better than ``have``. Returns ``(len(go),)``
         bool: the pass proved the sample's anchor layer ambiguous (never ``z = z*``)."""
         dev = xs.device
         z, tags = self._anchored(chain, sub, go, zfit[go.to(dev)], xs[go.to(dev)], rtol=rtol,
                                  have_seed=torch.ones(go.numel(), dtype=torch.bool), budget=budget)
+        tags = [t.replace("lbfgs>lm", first[j], 1) if t.startswith("lbfgs>lm") else t for j, t in enumerate(tags)]
         best = chain.relative_residual(z, xs[go.to(dev)]).cpu()
         better = (best < have[go]).nonzero().flatten()
         raw.adopt(rows[go[better]], z[better.to(dev)],
@@ -329,7 +376,7 @@ class Auto(ExactRoute, Inverter):
     def _explain(self, raw: RawSolution, rows: torch.Tensor, res: torch.Tensor, *, proven: torch.Tensor,
                  route: torch.Tensor, fitted: torch.Tensor, share: float) -> None:
         """The samples ``rows`` end APPROXIMATE: each message says why no exact answer (the proof,
-        the exact route's search in full or in its share of the time) and how it was fitted."""
+        the exact route's search in full or cut to a share) and how it was fitted."""
         for i in rows.tolist():
             if proven[i]:
                 why = _PROVEN
@@ -337,7 +384,7 @@ class Auto(ExactRoute, Inverter):
                 why = "the exact searches found no G(z) = x (x is not proven out of range)"
             else:
                 why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i].item():.2e} > "
-                       f"near={self.near:g})" + (f"; the exact route, given {share:.2g} s (a share of the time the fit took), "
+                       f"near={self.near:g})" + (f"; the exact route's pass and a search of {share:.2g} of a pixel fit's work "
                                                  "found no G(z) = x" if route[i] == 2 else ""))
             raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then random starts: {self.fit_restarts}), "
                                f"relative residual {res[i]:.2e}")

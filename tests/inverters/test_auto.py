@@ -57,8 +57,8 @@ def test_auto_solves_every_reference_decoder_sample_with_no_false_exact(referenc
         x = reference_decoder(z)
     lw = gi.invert(reference_decoder, x, method="layerwise")
     default = gi.invert(reference_decoder, x, method="auto")
-    # the default gives a sample whose pixel fit stalls far from x only a share of the time (it
-    # could be a real image); an unlimited share is the exhaustive search, and it finds every one
+    # the default searches a sample whose pixel fit stalls far from x only in part (it could be a
+    # real image); an unlimited share is the exhaustive search, and it finds every one
     assert default.solved.float().mean() >= 0.95 and not (default.exact & (rel_err(default.z, z) > 1e-6)).any()
     r = gi.invert(reference_decoder, x, method=gi.Auto(share=math.inf))
     err = rel_err(r.z, z)
@@ -191,7 +191,7 @@ def test_a_time_limit_between_two_layers_leaves_the_search_its_anchor(layers):
 def test_a_real_digit_is_fitted_first_and_at_least_as_well_as_by_adam():
     # the tutorial MLP GAN (Tanh output): least squares cannot prove a real digit out of range
     # (its background sits at the asymptote), so the default fits it in pixels first and keeps the
-    # exact route to a share of the time; the fit ends at least as close as Adam's 1000 steps
+    # exact route's search to a share of a fit's work; the fit ends at least as close as Adam's 1000 steps
     from ganinvert import models
     from ganinvert.models.data import load_mnist
     G = models.load("mlp_gan").generator.double()
