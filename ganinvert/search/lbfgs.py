@@ -17,7 +17,7 @@ import torch
 from ..budget import Budget
 
 _ARMIJO = 1e-4  # sufficient decrease
-_HALVINGS = 30  # backtracking steps before a row gives up this iteration (each at most halves)
+_HALVINGS = 30  # backtracking steps before a row gives up this iteration
 _PIECE = 25  # iterations between two looks at the plateau and the hook
 
 
@@ -101,7 +101,19 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
         slope = (g * d).sum(1)
         # no curvature scale (first step, an inert pair, steepest descent): a step of at most unit length
         t = torch.where(scaled, torch.ones_like(f), (1.0 / d.norm(dim=1).clamp(min=tiny)).clamp(max=1.0))
-        z_new, f_new, g_new = _line_search(loss_fn, z, f, g, d, slope, t, active & (slope < 0))
+        todo = active & (slope < 0)
+        z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
+        for _ in range(_HALVINGS):
+            if not todo.any():
+                break
+            idx = todo.nonzero().flatten()
+            trial = z[idx] + t[idx, None] * d[idx]
+            fz, gz = _value_and_grad(loss_fn, trial, idx)
+            ok = torch.isfinite(fz) & (fz <= f[idx] + _ARMIJO * t[idx] * slope[idx])
+            won = idx[ok]
+            z_new[won], f_new[won], g_new[won] = trial[ok], fz[ok], gz[ok]
+            todo[won] = False
+            t = torch.where(todo, t / 2, t)
         moved = f_new < f
         active &= moved
         if not active.any():
@@ -113,31 +125,3 @@ def lbfgs_rows(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z:
         pairs = (pairs + [(s, y, rho)])[-history:]
         z, f, g = z_new, f_new, g_new
     return z, f
-
-
-def _line_search(loss_fn, z, f, g, d, slope, t, todo):
-    """Backtracking (Armijo) along ``d`` from step ``t`` for the rows ``todo``; returns the new
-    ``(z, f, g)`` (a row that found no decrease keeps its own). A rejected step shrinks to the
-    minimiser of the quadratic through ``f``, its slope and the trial's loss, within
-    ``[t / 100, t / 2]`` (halving alone took up to 30 evaluations where L-BFGS's first step was far
-    too long, and each is a call for the whole batch); a step too short to change ``z`` ends the
-    row's search."""
-    tiny, eps = torch.finfo(z.dtype).tiny, torch.finfo(z.dtype).eps
-    dn, zn = d.norm(dim=1), z.norm(dim=1) + 1
-    z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
-    for _ in range(_HALVINGS):
-        todo &= t * dn > eps * zn
-        if not todo.any():
-            break
-        idx = todo.nonzero().flatten()
-        trial = z[idx] + t[idx, None] * d[idx]
-        fz, gz = _value_and_grad(loss_fn, trial, idx)
-        ok = torch.isfinite(fz) & (fz <= f[idx] + _ARMIJO * t[idx] * slope[idx])
-        won = idx[ok]
-        z_new[won], f_new[won], g_new[won] = trial[ok], fz[ok], gz[ok]
-        todo[won] = False
-        ti, curv = t[idx], fz - f[idx] - slope[idx] * t[idx]
-        quad = torch.where(torch.isfinite(fz) & (curv > 0), -slope[idx] * ti * ti / (2 * curv).clamp(min=tiny),
-                           ti / 100)
-        t[idx] = torch.where(ok, ti, torch.minimum(torch.maximum(quad, ti / 100), ti / 2))
-    return z_new, f_new, g_new
