@@ -168,7 +168,7 @@ class ExactRoute:
             budget.stage("auto: Levenberg-Marquardt from the first start" if wave == 0
                          else f"auto: Levenberg-Marquardt from starts {int(ws[0]) + 1}-{int(ws[-1]) + 1} of {S}")
             sol = levenberg_marquardt(chain, start, x[i.to(dev)], rtol=rec.rtol, steps=self.lm_steps,
-                                      budget=budget, group=i.to(dev), stall=_KICK_STALL)
+                                      budget=budget, group=i.to(dev), stall=0.0 if wave == 0 else _KICK_STALL)
             rec.take(sol.z, sol.residual.cpu(), rows, lambda s: first if s == 0 else _LM_TAGS[min(s, 2)])
             at[rows.to(dev)], res0[rows] = sol.z, sol.residual.cpu()
         return at, res0

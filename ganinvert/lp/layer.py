@@ -84,7 +84,7 @@ def make_problem(A: torch.Tensor, b: torch.Tensor, act: Activation, y: torch.Ten
     nonnegative input, the cost :data:`SPARSE_COST` on ``sum(u)``."""
     bounds = act.bounds(y, tol=tol[:, None])
     cost = None
-    if sparse and u_range == (0.0, float("inf")):
+    if sparse and SPARSE_COST > 0 and u_range == (0.0, float("inf")):
         cost = (SPARSE_COST / target_scale(y))[:, None].expand(-1, A.shape[1]).to(A.dtype)
     return LayerProblem(A, b, bounds.lo, bounds.hi, bounds.weight, *u_range, cost=cost)
 
