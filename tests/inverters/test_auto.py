@@ -60,6 +60,12 @@ def test_auto_solves_every_reference_decoder_sample_with_no_false_exact(referenc
     # the default searches a sample whose pixel fit stalls far from x only in part (it could be a
     # real image); an unlimited share is the exhaustive search, and it finds every one
     assert default.solved.float().mean() >= 0.95 and not (default.exact & (rel_err(default.z, z) > 1e-6)).any()
+    # its last layer's LP costs less than a pixel fit: the exact route ran first, and no solved
+    # sample needed the fit
+    from ganinvert import models
+    assert gi.Auto()._lp_first(gi.to_chain(reference_decoder))
+    assert not gi.Auto()._lp_first(gi.to_chain(models.load("mlp_gan").generator.double()))  # 1.5x a fit
+    assert not any("lbfgs" in m for m, s in zip(default.methods, default.solved.tolist()) if s)
     r = gi.invert(reference_decoder, x, method=gi.Auto(share=math.inf))
     err = rel_err(r.z, z)
     assert lw.solved.float().mean() < 0.95  # the layer-wise pass leaves some open

@@ -44,3 +44,20 @@ def test_lm_stops_when_the_budget_has_expired():
     now[0] = 2.0
     sol = levenberg_marquardt(chain, start, x, rtol=1e-6, budget=budget)
     assert torch.equal(sol.z, start) and (sol.steps == 0).all()
+
+
+def test_a_samples_other_starts_stop_once_one_of_them_solves_it():
+    # rows 0-2 start sample 0 (row 0 next to z*, the others far off), rows 3-5 sample 1: with
+    # group= sample 0's far starts stop in the round that solved it, where alone they walk on
+    chain = gi.to_chain(random_mlp([6, 30, 90], seed=1))
+    z = latents(2, 6, seed=2)
+    x = chain.forward_all(z)[-1]
+    far = 3.0 * latents(6, 6, seed=4)
+    starts = torch.cat([z[:1] + 1e-3 * far[:1], far[1:3], far[3:]])
+    xs = x[[0, 0, 0, 1, 1, 1]]
+    alone = levenberg_marquardt(chain, starts, xs, rtol=1e-6, steps=40)
+    grouped = levenberg_marquardt(chain, starts, xs, rtol=1e-6, steps=40, group=torch.tensor([0, 0, 0, 1, 1, 1]))
+    assert grouped.residual[0] <= 1e-6 and grouped.steps[0] == alone.steps[0]
+    assert (grouped.steps[1:3] <= grouped.steps[0]).all() and (grouped.steps[1:3] < alone.steps[1:3]).all()
+    assert (grouped.residual[1:3] > 1e-6).all()  # stopped, not solved
+    assert (grouped.residual[3:] <= 1e-6).any()  # the other sample is searched and solved on its own
