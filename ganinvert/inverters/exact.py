@@ -156,7 +156,7 @@ class ExactRoute:
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
         res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
         starts = SeedStream(self.seed, "auto: LM starts", like=x).randn(S, k)  # start w: the same for every sample
-        starts[1] = 0
+        starts[1:2] = 0  # start 1: z = 0
         for wave, ws in enumerate(_waves(S)):
             opened = rec.open & (have_seed if wave == 0 else torch.ones_like(have_seed))
             if not opened.any() or budget.expired:
