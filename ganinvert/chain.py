@@ -71,6 +71,13 @@ class Chain:
         return math.prod(self.in_shape)
 
     @property
+    def dense_macs(self) -> int:
+        """Multiply-adds of one forward pass with every layer's operator written as a dense
+        matrix (exact for dense layers, a bound for convolutions): the unit in which ``auto``
+        weighs an LP, a Jacobian and a fit against each other."""
+        return sum(layer.op.out_dim * layer.op.in_dim for layer in self.layers)
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.layers[0].bias.dtype
 

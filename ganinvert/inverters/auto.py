@@ -46,7 +46,7 @@ import torch
 
 from ..budget import Budget, unlimited
 from ..chain import Chain
-from ..errors import InvalidInputError, LayerTooLargeError
+from ..errors import InvalidInputError
 from ..linearize import piecewise_linear
 from ..search.lm import levenberg_marquardt
 from ..search.fit import EarlyLM, fit_pixels
@@ -81,9 +81,9 @@ class Auto(ExactRoute, Inverter):
             its first restart starts at the pixel fit's end); its ``init_std`` scales the random
             starts of LM and of the projection.
         pattern_seeds: LM end points per open sample the pattern descent starts from, closest
-            fit first (each costs a whole descent; kicks then go on from these).
+            fit first (each costs a whole descent; kicks then go on from these; 0: none).
         pattern_rounds: pattern LPs per descent (each flips the walls that block it).
-        kicks: rounds of kick-and-descend for the samples still open.
+        kicks: rounds of kick-and-descend (by LM) for the samples still open.
         kick_scale: the kick's size relative to ``||z|| / sqrt(k)``.
         seed: the random streams of the LM starts, the default Adam's starts, the kicks and the
             projection's starts.
@@ -142,7 +142,7 @@ class Auto(ExactRoute, Inverter):
         lw = self.layerwise
         quick = Layerwise(solver=lw.solver, rank_rtol=lw.rank_rtol, layer_rtol=lw.layer_rtol,
                           max_dense_entries=lw.max_dense_entries, max_lp_dim=lw.max_lp_dim, lp=False)
-        raw = _layerwise(quick, chain, x, rtol=rtol, budget=budget)
+        raw = quick.solve_or_skip(chain, x, rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z, x).cpu()
         proven = (res > rtol) & raw.infeasible & ~raw.failed  # least squares proved x out of range
         budget.finished(int((res <= rtol).sum()))
@@ -175,7 +175,6 @@ class Auto(ExactRoute, Inverter):
         if left.numel() == 0:
             return raw
         self._project(chain, x, raw, left, proven=proven[left], budget=budget)
-        share = self.share
         far = left[(route[left] == 0) & ~proven[left]]
         late = far[chain.relative_residual(raw.z[far.to(x.device)], x[far.to(x.device)]).cpu() <= self.near
                    ] if far.numel() else far
@@ -183,12 +182,12 @@ class Auto(ExactRoute, Inverter):
             route[late] = 1
             proven[late] = self._exact(chain, x, raw, late, rtol=rtol, budget=budget)
         far = far[route[far] == 0]
-        if far.numel() and not budget.expired and share > 0:  # the exact route, its search cut to a share
+        if far.numel() and not budget.expired and self.share > 0:  # the exact route, its search cut to a share
             route[far] = 2
-            proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=share)
+            proven[far] = self._exact(chain, x, raw, far, rtol=rtol, budget=budget, share=self.share)
         res = chain.relative_residual(raw.z, x).cpu()
         left = left[res[left] > rtol]
-        self._explain(raw, left, res, proven=proven, route=route, fitted=fitted, share=share)
+        self._explain(raw, left, res, proven=proven, route=route, fitted=fitted)
         budget.finished(left.numel())
         return raw
 
@@ -205,8 +204,7 @@ class Auto(ExactRoute, Inverter):
         n, k = last.op.out_dim, last.op.in_dim
         if not piecewise_linear(chain) or k > lw.max_lp_dim or n * k > lw.max_dense_entries or n < k:
             return False
-        fit = self.fit_steps * _FIT_PASSES * sum(layer.op.out_dim * layer.op.in_dim for layer in chain.layers)
-        return _IPM_ITERATIONS * n * k * k <= fit
+        return _IPM_ITERATIONS * n * k * k <= self.fit_steps * _FIT_PASSES * chain.dense_macs
 
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
              before: torch.Tensor, *, rtol: float, budget: Budget) -> torch.Tensor:
@@ -291,7 +289,7 @@ class Auto(ExactRoute, Inverter):
         open_ = (~found).nonzero().flatten()
         budget.finished(int(found.sum()))  # the searches count what they solve
         if open_.numel():
-            sub = _layerwise(self.layerwise, chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
+            sub = self.layerwise.solve_or_skip(chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
             res = chain.relative_residual(sub.z, xs[open_.to(dev)]).cpu()
             proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
             budget.finished(int((res <= rtol).sum()))
@@ -336,14 +334,14 @@ class Auto(ExactRoute, Inverter):
         return cut
 
     def _search_open(self, chain: Chain, raw: RawSolution, sub: RawSolution, rows: torch.Tensor, go: torch.Tensor,
-                     zfit: torch.Tensor, xs: torch.Tensor, have: torch.Tensor, first: list[str], *, rtol: float,
+                     z0: torch.Tensor, xs: torch.Tensor, have: torch.Tensor, first: list[str], *, rtol: float,
                      budget: Budget) -> torch.Tensor:
         """The searches for ``sub``'s samples ``go`` (rows ``rows[go]`` of ``raw``), LM first from
-        ``zfit[go]`` (the better of the fit's end and the pass's answer, tagged ``first[j]`` in the
+        ``z0[go]`` (the better of the fit's end and the pass's answer, tagged ``first[j]`` in the
         method path); adopted where they fit better than ``have``. Returns ``(len(go),)``
         bool: the pass proved the sample's anchor layer ambiguous (never ``z = z*``)."""
         dev = xs.device
-        z, tags = self._anchored(chain, sub, go, zfit[go.to(dev)], xs[go.to(dev)], rtol=rtol,
+        z, tags = self._anchored(chain, sub, go, z0[go.to(dev)], xs[go.to(dev)], rtol=rtol,
                                  have_seed=torch.ones(go.numel(), dtype=torch.bool), budget=budget)
         tags = [t.replace("lbfgs>lm", first[j], 1) if t.startswith("lbfgs>lm") else t for j, t in enumerate(tags)]
         best = chain.relative_residual(z, xs[go.to(dev)]).cpu()
@@ -374,7 +372,7 @@ class Auto(ExactRoute, Inverter):
         raw.infeasible[rows] = proven  # the proof stands; the messages say it
 
     def _explain(self, raw: RawSolution, rows: torch.Tensor, res: torch.Tensor, *, proven: torch.Tensor,
-                 route: torch.Tensor, fitted: torch.Tensor, share: float) -> None:
+                 route: torch.Tensor, fitted: torch.Tensor) -> None:
         """The samples ``rows`` end APPROXIMATE: each message says why no exact answer (the proof,
         the exact route's search in full or cut to a share) and how it was fitted."""
         for i in rows.tolist():
@@ -384,21 +382,9 @@ class Auto(ExactRoute, Inverter):
                 why = "the exact searches found no G(z) = x (x is not proven out of range)"
             else:
                 why = (f"x is not near the generator's range (the pixel fit's relative residual {fitted[i].item():.2e} > "
-                       f"near={self.near:g})" + (f"; the exact route's pass and a search of {share:.2g} of a pixel fit's work "
+                       f"near={self.near:g})" + (f"; the exact route's pass and a search of {self.share:.2g} of a pixel fit's work "
                                                  "found no G(z) = x" if route[i] == 2 else ""))
             raw.messages[i] = (f"{why}; fitted by L-BFGS (the pixel fit, then random starts: {self.fit_restarts}), "
                                f"relative residual {res[i]:.2e}")
         raw.infeasible[rows] = False  # a proof goes into the message; the status is APPROXIMATE
         raw.failed[rows] = False
-
-
-def _layerwise(lw: Layerwise, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget) -> RawSolution:
-    """``lw``'s pass; a layer too large to write down leaves every sample failed, with the reason
-    (the searches need no matrix)."""
-    try:
-        return lw.solve(chain, x, rtol=rtol, budget=budget)
-    except LayerTooLargeError as e:
-        raw = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device, method="none")
-        raw.failed[:] = True
-        raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
-        return raw

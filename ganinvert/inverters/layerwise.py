@@ -12,7 +12,7 @@ import torch
 from ..backward import BackwardPass
 from ..budget import Budget, unlimited
 from ..chain import Chain
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LayerTooLargeError
 from ..lp import SOLVER_OPTIONS, SOLVERS, LayerSolution, invert_layer
 from ..lp.layer import beyond_lp, certify_at
 from ..lp.cvx import lp_layer
@@ -167,3 +167,14 @@ class Layerwise(Inverter):
         raw.z = BackwardPass(chain, max_dense_entries=self.max_dense_entries).run(x, step, budget=budget)
         raw.anchors = Anchors(level=level, targets=targets, ambiguous=ambiguous)
         return raw
+
+    def solve_or_skip(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget) -> RawSolution:
+        """:meth:`solve`, where a layer too large to write down leaves every sample failed with the
+        reason instead of raising (``auto``'s searches go on: they need no matrix)."""
+        try:
+            return self.solve(chain, x, rtol=rtol, budget=budget)
+        except LayerTooLargeError as e:
+            raw = RawSolution.empty(x.shape[0], len(chain), chain.in_dim, dtype=x.dtype, device=x.device, method="none")
+            raw.failed[:] = True
+            raw.messages = [f"layer-wise pass skipped: {e}"] * x.shape[0]
+            return raw

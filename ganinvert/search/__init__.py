@@ -11,6 +11,6 @@ with no certificate of their own (the inverters certify what they find).
 
 from .lbfgs import lbfgs_rows
 from .lm import LMSolution, levenberg_marquardt
-from .pattern import PatternSolution, kick_descent, solve_pattern_lp
+from .pattern import PatternSolution, kick, kick_descent, solve_pattern_lp
 
-__all__ = ["LMSolution", "PatternSolution", "kick_descent", "lbfgs_rows", "levenberg_marquardt", "solve_pattern_lp"]
+__all__ = ["LMSolution", "PatternSolution", "kick", "kick_descent", "lbfgs_rows", "levenberg_marquardt", "solve_pattern_lp"]

@@ -167,8 +167,7 @@ def _reuses(chain: Chain) -> int:
     normal equations cost as much as a third of a Jacobian, and measured from random starts, 10
     reuses took 1.7x the time of 4 for the same share of ``G(z) = x``; on the convolutional GANs it
     is the cap."""
-    k, n = chain.in_dim, chain.layers[-1].op.out_dim
-    F = sum(layer.op.out_dim * layer.op.in_dim for layer in chain.layers)
+    k, n, F = chain.in_dim, chain.layers[-1].op.out_dim, chain.dense_macs
     return max(1, min(_REUSE, round(k * F / (F + n * k * k))))
 
 

@@ -120,6 +120,13 @@ def solve_pattern_lp(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: f
     return PatternSolution(z=best_z, residual=best, rounds=used, misfit=last, local_min=local_min)
 
 
+def kick(z: torch.Tensor, noise: torch.Tensor, *, scale: float) -> torch.Tensor:
+    """Seeds ``z`` (B, k) moved by ``noise`` (B, k) scaled to ``scale * ||z|| / sqrt(k)``: a kick of
+    iterated local search, sized to the seed (``auto`` descends from it by Levenberg-Marquardt,
+    :func:`kick_descent` by the pattern LP)."""
+    return z + scale * z.norm(dim=1, keepdim=True) / math.sqrt(z.shape[1]) * noise
+
+
 def kick_descent(chain: Chain, z: torch.Tensor, x: torch.Tensor, noise: torch.Tensor, *, scale: float,
                  rtol: float, rounds: int, group: torch.Tensor | None = None,
                  budget: Budget | None = None) -> PatternSolution:
@@ -127,5 +134,4 @@ def kick_descent(chain: Chain, z: torch.Tensor, x: torch.Tensor, noise: torch.Te
     ``noise`` (B, k) scaled to ``scale * ||z|| / sqrt(k)``, and descend again from there
     (:func:`solve_pattern_lp`, ``rounds`` LPs; ``group`` as there). A kick is a cheaper way out of
     a local minimum than a fresh restart (measured on the paper's decoder)."""
-    kicked = z + scale * z.norm(dim=1, keepdim=True) / math.sqrt(z.shape[1]) * noise
-    return solve_pattern_lp(chain, kicked, x, rtol=rtol, rounds=rounds, group=group, budget=budget)
+    return solve_pattern_lp(chain, kick(z, noise, scale=scale), x, rtol=rtol, rounds=rounds, group=group, budget=budget)

@@ -99,8 +99,8 @@ def test_the_hook_stops_the_rows_it_finished_and_restarts_the_rows_it_moved():
 def test_fit_pixels_passes_its_starts_rows_to_the_hook():
     import ganinvert as gi
     from ganinvert.search.fit import fit_pixels
-    G = torch.nn.Sequential(torch.nn.Linear(3, 30), torch.nn.ReLU(), torch.nn.Linear(30, 30), torch.nn.Tanh()).double()
-    chain = gi.to_chain(G, latent_shape=(3,))
+    from ganinvert.nets import random_mlp  # seeded: the test must not depend on the global RNG
+    chain = gi.to_chain(random_mlp([3, 30, 30], out_act="tanh", seed=0), latent_shape=(3,))
     z = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x = chain.output(z).detach()
     seen = []
