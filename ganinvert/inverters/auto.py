@@ -139,10 +139,7 @@ class Auto(ExactRoute, Inverter):
 
     def solve(self, chain: Chain, x: torch.Tensor, *, rtol: float, budget: Budget | None = None) -> RawSolution:
         budget = budget or unlimited()
-        lw = self.layerwise
-        quick = Layerwise(solver=lw.solver, rank_rtol=lw.rank_rtol, layer_rtol=lw.layer_rtol,
-                          max_dense_entries=lw.max_dense_entries, max_lp_dim=lw.max_lp_dim, lp=False)
-        raw = quick.solve_or_skip(chain, x, rtol=rtol, budget=budget)
+        raw = self._quick().solve_or_skip(chain, x, rtol=rtol, budget=budget)
         res = chain.relative_residual(raw.z, x).cpu()
         proven = (res > rtol) & raw.infeasible & ~raw.failed  # least squares proved x out of range
         budget.finished(int((res <= rtol).sum()))
@@ -191,20 +188,31 @@ class Auto(ExactRoute, Inverter):
         budget.finished(left.numel())
         return raw
 
-    def _lp_first(self, chain: Chain) -> bool:
-        """True where the exact route's pass costs less than the pixel fit it would follow, so it
-        runs first (its LP then decides: a sample whose last layer has no pre-image is proven out
-        of range and gets the fit; one whose last layer has one, x exactly in that layer's range,
-        is searched in full from the LP's answer). The estimate in multiply-adds: the last layer's
-        LP, about ``_IPM_ITERATIONS`` Newton steps of ``n k^2`` (its normal matrix), against
-        ``fit_steps`` L-BFGS iterations of about ``_FIT_PASSES`` passes through the chain's dense
-        layers. On the paper's 20-60-784 decoder the LP is half the fit's cost; on a 64-256-256-784
-        MLP GAN 1.5 times it, and a convolutional last layer is past the LP's size limits."""
+    def _lp_fits(self, chain: Chain) -> float:
+        """The last layer's LP in pixel fits (``inf`` past the LP's size limits), estimated in
+        multiply-adds: about ``_IPM_ITERATIONS`` Newton steps of ``n k^2`` (its normal matrix),
+        against ``fit_steps`` L-BFGS iterations of about ``_FIT_PASSES`` passes through the chain's
+        dense layers. The paper's 20-60-784 decoder: 0.5; a 64-256-256-784 MLP GAN: 1.5; a
+        convolutional last layer: ``inf``."""
         last, lw = chain.layers[-1], self.layerwise
         n, k = last.op.out_dim, last.op.in_dim
-        if not piecewise_linear(chain) or k > lw.max_lp_dim or n * k > lw.max_dense_entries or n < k:
-            return False
-        return _IPM_ITERATIONS * n * k * k <= self.fit_steps * _FIT_PASSES * chain.dense_macs
+        if k > lw.max_lp_dim or n * k > lw.max_dense_entries:
+            return math.inf
+        return _IPM_ITERATIONS * n * k * k / max(1, self.fit_steps * _FIT_PASSES * chain.dense_macs)
+
+    def _lp_first(self, chain: Chain) -> bool:
+        """True where the exact route's pass costs less than the pixel fit it would follow
+        (:meth:`_lp_fits`), so it runs first: its LP then decides. A sample whose last layer has no
+        pre-image is proven out of range and gets the fit; one whose last layer has one (x exactly
+        in that layer's range) is searched in full from the LP's answer."""
+        n, k = chain.layers[-1].op.out_dim, chain.layers[-1].op.in_dim
+        return piecewise_linear(chain) and n >= k and self._lp_fits(chain) <= 1
+
+    def _quick(self) -> Layerwise:
+        """The layer-wise pass's fast path alone (least squares, no LP): the cheap exact check."""
+        lw = self.layerwise
+        return Layerwise(solver=lw.solver, rank_rtol=lw.rank_rtol, layer_rtol=lw.layer_rtol,
+                         max_dense_entries=lw.max_dense_entries, max_lp_dim=lw.max_lp_dim, lp=False)
 
     def _fit(self, chain: Chain, x: torch.Tensor, raw: RawSolution, todo: torch.Tensor, proven: torch.Tensor,
              before: torch.Tensor, *, rtol: float, budget: Budget) -> torch.Tensor:
@@ -254,9 +262,8 @@ class Auto(ExactRoute, Inverter):
 
     def _early_lm(self, chain: Chain, x: torch.Tensor, proven: torch.Tensor, S: int, *, rtol: float,
                   budget: Budget) -> "EarlyLM | None":
-        """The pixel fit's hook for ``S`` starts of the samples ``x`` (None where it has none:
-        ``early=0``, or hidden activations without regions for LM to walk): the last start (the
-        draw) of each sample not ``proven`` out of range."""
+        """The pixel fit's hook for ``S`` starts of the samples ``x`` (None where it has none: ``early=0``,
+        or no regions for LM to walk): the last start (the draw) of each sample not ``proven`` out."""
         if not self.early > 0 or not piecewise_linear(chain):
             return None
         tryable = torch.zeros(S, x.shape[0], dtype=torch.bool)
@@ -269,8 +276,8 @@ class Auto(ExactRoute, Inverter):
         """Stage 3 for the samples ``rows`` near the range: the layer-wise pass with its LPs, then
         the searches (LM's first start: the fit's end) for those it leaves open, each answer kept
         where it fits better than the fit; the solved ones certified. With ``share`` (far samples)
-        the searches are cut to that share of a pixel fit's work (:meth:`_cut`), except for samples
-        whose last layer the pass pinned. Returns ``(len(rows),)`` bool: proven out of range by the
+        the pass and the searches are cut to that share of a pixel fit's work (:meth:`_lp_fits`,
+        :meth:`_cut`), the searches except where the pass pinned the last layer. Returns ``(len(rows),)`` bool: proven out of range by the
         pass's LP."""
         t, k, dev = rows.to(x.device), chain.in_dim, x.device
         xs, zfit = x[t], raw.z[t].clone()
@@ -289,7 +296,10 @@ class Auto(ExactRoute, Inverter):
         open_ = (~found).nonzero().flatten()
         budget.finished(int(found.sum()))  # the searches count what they solve
         if open_.numel():
-            sub = self.layerwise.solve_or_skip(chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
+            # a far sample's LP only where it costs at most its share of a fit (on mlp_gan, 1.5 fits:
+            # real digits' LPs took the default left alone from 2x to 5x Adam's time)
+            lw = self.layerwise if share is None or self._lp_fits(chain) <= share else self._quick()
+            sub = lw.solve_or_skip(chain, xs[open_.to(dev)], rtol=rtol, budget=budget)
             res = chain.relative_residual(sub.z, xs[open_.to(dev)]).cpu()
             proven[open_] = (res > rtol) & sub.infeasible & ~sub.failed
             budget.finished(int((res <= rtol).sum()))
