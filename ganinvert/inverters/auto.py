@@ -106,7 +106,7 @@ class Auto(ExactRoute, Inverter):
     name = "auto"
 
     def __init__(self, *, layerwise: Layerwise | None = None, starts: int = 8, lm_steps: int = 100,
-                 adam: Adam | None = None, pattern_seeds: int = 0, pattern_rounds: int = 30, kicks: int = 8,
+                 adam: Adam | None = None, pattern_seeds: int = 0, pattern_rounds: int = 30, kicks: int = 12,
                  kick_scale: float = 0.3, seed: int = 0, near: float = 0.02, fit_steps: int = 300,
                  fit_restarts: int = 1, plateau: float = 1e-2, share: float = 0.4, early: float = 0.5,
                  early_steps: int = 60) -> None:

@@ -126,6 +126,8 @@ def polish_and_certify(prob: LayerProblem, u: torch.Tensor, *, tol: torch.Tensor
     if idx.numel():
         A, k = prob.A, u.shape[1]
         AE = torch.where(eq[idx, :, None], prob.w[idx, :, None] * A, torch.zeros((), dtype=A.dtype, device=A.device))
+        if A.shape[0] > k:  # R of AE = QR has AE's singular values and right vectors, at a k x k SVD's cost
+            AE = torch.linalg.qr(AE, mode="r")[1]
         _, S, Vh = torch.linalg.svd(AE, full_matrices=A.shape[0] < k)  # all k right vectors, never a full U
         rank_e = _rank(S, rank_rtol)
         N = Vh.transpose(1, 2) * (torch.arange(k, device=u.device) >= rank_e[:, None]).to(u.dtype)[:, None, :]
