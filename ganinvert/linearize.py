@@ -46,14 +46,29 @@ def affine_pieces(chain: Chain, patterns: list[torch.Tensor], batch: int, *, dty
 
 
 def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = None,
-              dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              dtype: torch.dtype | None = None, below_last: bool = False) -> tuple[torch.Tensor, ...]:
     """The last layer's pre-activation at ``z`` (B, k) and its Jacobian: ``(p (B, n), J (B, n, k))``,
     exact on the activation region of ``z`` (hidden activations piecewise linear, see
     :func:`piecewise_linear`). ``jacobian_chain``: the same chain in another dtype (float32) to
     build ``J`` in; ``p`` and the region always come from ``chain``. ``J`` is returned in ``dtype``
-    (default: ``z``'s)."""
+    (default: ``z``'s).
+
+    ``below_last``: ``J`` is instead the Jacobian ``(B, m, k)`` of the last layer's input ``h``
+    (so the last pre-activation's is ``A J`` for the last operator ``A``), returned with ``h``
+    ``(B, m)``: ``(p, J, h)``. Where the last layer expands (``m`` much less than ``n``) it costs
+    a fraction of the whole Jacobian, and its rows ``A_i J`` can be formed for the rows that
+    matter (:func:`~ganinvert.search.lm.levenberg_marquardt`)."""
     steps = chain.walk(z)
     jc = jacobian_chain or chain
     pats = [step.pattern for step in steps[:-1]]
-    *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
-    return steps[-1].pre, J.to(dtype or z.dtype)
+    if not below_last:
+        *_, (_, _, J, _) = affine_pieces(jc, pats, z.shape[0], dtype=jc.dtype, device=z.device)
+        return steps[-1].pre, J.to(dtype or z.dtype)
+    if len(chain) == 1:
+        k = chain.in_dim
+        return steps[-1].pre, torch.eye(k, dtype=dtype or z.dtype, device=z.device).expand(z.shape[0], k, k), z
+    below = Chain(jc.layers[:-1], jc.in_shape)
+    *_, (i, layer, J, c) = affine_pieces(below, pats[:-1], z.shape[0], dtype=jc.dtype, device=z.device)
+    if layer.act.kinked:
+        J = layer.act.branch_slope(pats[-1], like=c).unsqueeze(-1) * J
+    return steps[-1].pre, J.to(dtype or z.dtype), steps[-2].out

@@ -106,29 +106,28 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     unweighted = (rb.weight == 1).all(1)
     window = torch.where(unweighted, _WINDOW[0], _WINDOW[1])
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
+    rows_of = _row_source(chain, jacobian_dtype)
     def round_(j: torch.Tensor, walker: Chain, jdtype: torch.dtype) -> None:
         """One Jacobian for the samples ``j``, and the steps taken with it (see _REUSE)."""
         bj, xj, zj, lj, res = rb.rows(j), x[j], z[j], lam[j], residual[j]
-        p, J = linearize(walker, zj.to(walker.dtype), jacobian_chain=jc, dtype=jdtype)
-        p = p.to(z.dtype)
+        A = None if rows_of is None else rows_of[jdtype]
+        p, J, *h = linearize(walker, zj.to(walker.dtype), jacobian_chain=jc, dtype=jdtype, below_last=A is not None)
+        p, h = p.to(z.dtype), (h[0].to(z.dtype) if h else None)
         r = bj.misfit(p)
         f = (r * r).sum(1)
         used[j] += 1
-        fresh = torch.ones_like(j, dtype=torch.bool)  # J is the Jacobian at the sample's z
-        go = None
+        fresh, go = torch.ones_like(j, dtype=torch.bool), None  # fresh: J is the Jacobian at the sample's z
         for _ in range(1 + reuse):
-            dz, q, xh, rq, fq = _step(walker, J, r, bj, zj, lj, eye)
+            dz, q, xh, rq, fq, hq = _step(walker, J, r, bj, zj, lj, eye, A)
             better = torch.isfinite(fq) & (fq < f)
             if go is not None:
                 better &= go
-            if better.any():  # the secant of the step just taken, a rank-one (Broyden) update of J
+            if better.any():
+                J = _secant(J, dz, q - p if A is None else hq - h, better)
                 b1 = better[:, None]
-                sdz = torch.where(b1, dz, 0.0).to(J.dtype)
-                dp = torch.where(b1, q - p, 0.0).to(J.dtype)
-                upd = (dp - (J * sdz[:, None, :]).sum(2)) / (sdz * sdz).sum(1, keepdim=True).clamp(min=torch.finfo(J.dtype).tiny)
-                J.addcmul_(upd.unsqueeze(-1), sdz.unsqueeze(1))  # J + upd sdz^T where better (elsewhere sdz = 0)
                 zj, p, r = torch.where(b1, zj + dz, zj), torch.where(b1, q, p), torch.where(b1, rq, r)
                 f, res = torch.where(better, fq, f), torch.where(better, relative_residual(xh, xj), res)
+                h = None if A is None else torch.where(b1, hq, h)
             tried = torch.ones_like(better) if go is None else go
             # where J is exact, a failed step says the damping is too small (retry at once, z and
             # J unchanged); where the step from a stale J failed, only a new Jacobian can tell
@@ -149,10 +148,9 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
         for s in range(0, rows.numel(), chunk):
             j = rows[s:s + chunk]
             coarse = residual[j] > _COARSE if jc is not None else torch.zeros_like(j, dtype=torch.bool)
-            # a coarse sample whose rows all weigh 1 forms its normal equations in the Jacobian's own
-            # float32 (on the paper's decoder LM took 0.6 of the time); a saturated pixel's weight
-            # (down to 1e-2) squares into their condition number, and there float32 lost dcgan_odd x3
-            # 2 of 8 samples at 1 s/sample
+            # a coarse sample whose rows all weigh 1 forms its normal equations in float32 (on the
+            # paper's decoder LM took 0.6 of the time); a saturated pixel's weight (down to 1e-2)
+            # squares into their condition number: there float32 lost dcgan_odd x3 2 of 8 samples
             light = coarse & unweighted[j]
             for part, walker, jd in ((j[light], jc, jacobian_dtype), (j[coarse & ~light], jc, z.dtype),
                                      (j[~coarse], chain, z.dtype)):
@@ -171,6 +169,16 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     return LMSolution(z=z, residual=residual, steps=used)
 
 
+def _secant(J: torch.Tensor, dz: torch.Tensor, dv: torch.Tensor, better: torch.Tensor) -> torch.Tensor:
+    """``J`` (b, n, k) after the step ``dz`` (b, k) that moved what ``J`` maps by ``dv`` (b, n):
+    Broyden's rank-one update ``J + (dv - J dz) dz^T / |dz|^2``, where ``better`` (b,) (the step
+    was taken); elsewhere ``J`` as it was."""
+    b1 = better[:, None]
+    s, d = torch.where(b1, dz, 0.0).to(J.dtype), torch.where(b1, dv, 0.0).to(J.dtype)
+    upd = (d - (J * s[:, None, :]).sum(2)) / (s * s).sum(1, keepdim=True).clamp(min=torch.finfo(J.dtype).tiny)
+    return J + upd.unsqueeze(-1) * s.unsqueeze(1)
+
+
 def _reuses(chain: Chain) -> int:
     """Steps a Jacobian serves after its first (see :data:`_REUSE`): about as many as cost what a
     new Jacobian costs, in multiply-adds ``k F`` (``k`` directions through the chain, ``F`` its
@@ -183,7 +191,8 @@ def _reuses(chain: Chain) -> int:
     return max(1, min(_REUSE, round(k * F / (F + n * k * k))))
 
 
-def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Gauss-Newton system of the weighted misfit ``r`` (b, n): ``H = J^T diag(a^2) J`` and
     ``g = J^T (a r)``, returned in ``r``'s dtype, with ``a = w`` on the rows outside their
     interval and 0 inside (no gradient there). The products are formed in ``J``'s dtype: float32
@@ -193,10 +202,13 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Te
     Only the rows outside their interval enter the products. Each sample's are gathered, in their
     order, into :func:`_bucket` rows (zero rows pad them), and the samples of one size form
     theirs in one batch: the size depends on the sample alone, so its sums are rounded alike in
-    any batch. On the paper's decoder LM's samples had a median of 44-54 such rows of 784."""
+    any batch. On the paper's decoder LM's samples had a median of 44-54 such rows of 784.
+
+    ``A`` (n, m), when given, is the last operator and ``J`` (b, m, k) the Jacobian of its input:
+    the rows used are ``A_i J``, formed for the gathered rows alone."""
     live = r != 0
     a = w * live
-    b, n, k = J.shape
+    b, n, k = J.shape[0], r.shape[1], J.shape[2]
     size = _bucket(live.sum(1), n)
     sizes = size.unique().tolist()
     parts = [(None, sizes[0])] if len(sizes) == 1 else [((size == s).nonzero().flatten(), s) for s in sizes]
@@ -204,8 +216,9 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Te
     g = torch.empty(b, k, dtype=r.dtype, device=r.device)
     for i, s in parts:  # i None: the whole batch
         rows = torch.arange(b, device=J.device) if i is None else i
+        Jr = J if i is None else J[i]
         if s == n:
-            Ji, ai, ri = (J, a, r) if i is None else (J[i], a[i], r[i])
+            Ji, ai, ri = (Jr if A is None else A @ Jr), (a if i is None else a[i]), (r if i is None else r[i])
         else:  # row j of a sample's outside rows goes to slot j: the gather keeps their order
             m = live[rows]
             si, col = m.nonzero(as_tuple=True)
@@ -214,7 +227,7 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Te
             idx[si, slot] = col
             pad = torch.ones(rows.numel(), s, dtype=torch.bool, device=J.device)
             pad[si, slot] = False
-            Ji = J[rows[:, None], idx]
+            Ji = J[rows[:, None], idx] if A is None else A[idx] @ Jr
             ai, ri = a[rows[:, None], idx].masked_fill(pad, 0), r[rows[:, None], idx].masked_fill(pad, 0)
         Jw = ai.to(J.dtype).unsqueeze(-1) * Ji
         Hs, gs = (Jw.transpose(1, 2) @ Jw).to(r.dtype), (Jw * ri.to(J.dtype).unsqueeze(-1)).sum(1).to(r.dtype)
@@ -232,14 +245,30 @@ def _bucket(count: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _step(chain: Chain, J: torch.Tensor, r: torch.Tensor, bounds, z: torch.Tensor, lam: torch.Tensor,
-          eye: torch.Tensor):
+          eye: torch.Tensor, A: torch.Tensor | None = None):
     """One damped Gauss-Newton step from ``z`` (b, k) with Jacobian ``J`` and misfit ``r`` there
-    (``bounds.misfit``), damping ``lam`` (b,); the trial point's forward pass in ``chain``'s dtype.
-    Returns the step, and at the trial point its last pre-activation, ``G``, misfit and squared
-    misfit."""
-    H, g = _normal(J, r, bounds.weight)
+    (``bounds.misfit``), damping ``lam`` (b,); ``A``: as in :func:`_normal`. The trial point's
+    forward pass is in ``chain``'s dtype. Returns the step, and at the trial point its last
+    pre-activation, ``G``, misfit, squared misfit and the last layer's input."""
+    H, g = _normal(J, r, bounds.weight, A)
     mu = lam * H.diagonal(dim1=1, dim2=2).mean(1).clamp(min=torch.finfo(z.dtype).tiny)
     dz = torch.linalg.solve(H + mu[:, None, None] * eye, -g.unsqueeze(-1)).squeeze(-1)
-    q, xh = (t.to(z.dtype) for t in chain.walk((z + dz).to(chain.dtype))[-1])  # the last pre-activation and G(trial)
+    steps = chain.walk((z + dz).to(chain.dtype))
+    q, xh = (t.to(z.dtype) for t in steps[-1])  # the last pre-activation and G(trial)
     rq = bounds.misfit(q)
-    return dz, q, xh, rq, (rq * rq).sum(1)
+    return dz, q, xh, rq, (rq * rq).sum(1), (steps[-2].out if len(steps) > 1 else z + dz).to(z.dtype)
+
+
+def _row_source(chain: Chain, jacobian_dtype: torch.dtype | None) -> dict[torch.dtype, torch.Tensor] | None:
+    """The last operator as a matrix, per dtype, where LM forms the Jacobian's rows from it
+    (:func:`_normal`'s ``A``); None where it builds the whole Jacobian. It does where the output
+    activation has flat pieces (a ReLU's zeros: most rows are satisfied one-sided rows, and only
+    those outside their interval are formed) and the last layer expands at least 4x: on the
+    paper's 20-60-784 decoder a Jacobian is then 20 x 60 instead of 20 x 784, and a step's rows
+    a median of 64 of 784."""
+    last = chain.layers[-1]
+    m, n = last.op.in_dim, last.op.out_dim
+    if not (last.act.flat and 4 * m <= n and m * n <= _MAX_ENTRIES):
+        return None
+    A = last.op.dense()
+    return {dt: A.to(dt) for dt in {chain.dtype, jacobian_dtype or chain.dtype}}
