@@ -26,3 +26,17 @@ def test_the_jacobian_is_the_chains_own_inside_the_region():
     p32, J32 = linearize(chain, z, jacobian_chain=chain.to(dtype=torch.float32))
     torch.testing.assert_close(p32, p, rtol=0, atol=0)
     torch.testing.assert_close(J32, J, rtol=1e-5, atol=1e-5)
+
+
+def test_below_the_last_layer_its_operator_times_the_input_jacobian_is_the_whole_jacobian():
+    chain = gi.to_chain(random_mlp([5, 12, 30, 120], act="leaky", out_act="relu", seed=3))
+    z = latents(4, 5, seed=2)
+    p, J = linearize(chain, z)
+    p2, Jh, h = linearize(chain, z, below_last=True)
+    torch.testing.assert_close(p2, p, rtol=0, atol=0)
+    torch.testing.assert_close(h, chain.walk(z)[-2].out, rtol=0, atol=0)  # the last layer's input
+    assert Jh.shape == (4, 30, 5)
+    torch.testing.assert_close(chain.layers[-1].op.dense() @ Jh, J, rtol=1e-12, atol=1e-12)
+    one = gi.to_chain(random_mlp([5, 40], out_act="relu", seed=3))  # no layer below: h = z, J = I
+    _, Jh1, h1 = linearize(one, z, below_last=True)
+    assert torch.equal(h1, z) and torch.equal(Jh1, torch.eye(5, dtype=z.dtype).expand(4, 5, 5))

@@ -61,3 +61,36 @@ def test_a_samples_other_starts_stop_once_one_of_them_solves_it():
     assert (grouped.steps[1:3] <= grouped.steps[0]).all() and (grouped.steps[1:3] < alone.steps[1:3]).all()
     assert (grouped.residual[1:3] > 1e-6).all()  # stopped, not solved
     assert (grouped.residual[3:] <= 1e-6).any()  # the other sample is searched and solved on its own
+
+
+def test_the_normal_equations_over_the_gathered_rows_are_the_dense_ones_and_do_not_depend_on_the_batch():
+    # each sample's rows outside their interval are gathered into its own power-of-two bucket:
+    # the sums match the dense J^T diag(a^2) J, and a sample alone gets the same bits as in a batch
+    from ganinvert.search.lm import _normal
+    gen = torch.Generator().manual_seed(0)
+    J = torch.randn(6, 784, 20, generator=gen)
+    w = torch.rand(6, 784, generator=gen, dtype=torch.float64) + 0.5
+    live = torch.rand(6, 784, generator=gen) < torch.tensor([0.02, 0.05, 0.1, 0.2, 0.5, 1.0])[:, None]
+    r = torch.randn(6, 784, generator=gen, dtype=torch.float64) * live
+    H, g = _normal(J, r, w)
+    Jw = (w * live).unsqueeze(-1) * J.double()
+    torch.testing.assert_close(H, Jw.transpose(1, 2) @ Jw, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(g, (Jw * r.unsqueeze(-1)).sum(1), rtol=1e-5, atol=1e-3)
+    for i in range(6):
+        Hi, gi_ = _normal(J[i:i + 1], r[i:i + 1], w[i:i + 1])
+        assert torch.equal(Hi[0], H[i]) and torch.equal(gi_[0], g[i])
+
+
+def test_lm_on_rows_formed_from_the_last_operator_recovers_an_expanding_relu_decoders_latents():
+    # a ReLU output 4x wider than its input: LM forms J's rows as A_i J_h for the rows that
+    # matter, and reaches z* from next to it as the whole Jacobian does
+    from ganinvert.search.lm import _row_source
+    chain = gi.to_chain(random_mlp([8, 40, 200], out_act="relu", seed=5))
+    assert _row_source(chain, torch.float32) is not None
+    assert _row_source(gi.to_chain(random_mlp([8, 40, 200], out_act="tanh", seed=5)), torch.float32) is None
+    z = latents(16, 8, seed=6)
+    x = chain.forward_all(z)[-1]
+    sol = levenberg_marquardt(chain, z + 0.05 * latents(16, 8, seed=7), x, rtol=1e-6, steps=40)
+    ok = sol.residual <= 1e-6
+    assert ok.sum() >= 14
+    assert ((sol.z - z).norm(dim=1)[ok] / z.norm(dim=1)[ok] < 1e-8).all()
