@@ -73,7 +73,8 @@ def certify_along(chain: Chain, z: torch.Tensor, *, rtol: float, layerwise: Laye
 
 
 #: an LM descent from any start but the first (random draws, kicks) stops once its misfit fell by
-#: less than this fraction over 4 Jacobians: most of them land in a local minimum
+#: less than this fraction over a window of Jacobians (``search.lm._WINDOW``): most of them land in
+#: a local minimum
 _STALL = 0.1
 #: and the first start's descent, once its misfit fell by less than this fraction over a window:
 #: it starts where the fit or the pass left off, so it is given longer. On the paper's decoder

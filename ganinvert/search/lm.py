@@ -209,7 +209,7 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor |
     live = r != 0
     a = w * live
     b, n, k = J.shape[0], r.shape[1], J.shape[2]
-    size = _bucket(live.sum(1), n)
+    size = _bucket(live.sum(1), n, whole=n // 4 if A is None else n)
     sizes = size.unique().tolist()
     parts = [(None, sizes[0])] if len(sizes) == 1 else [((size == s).nonzero().flatten(), s) for s in sizes]
     H = torch.empty(b, k, k, dtype=r.dtype, device=r.device)
@@ -237,11 +237,13 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor |
     return H, g
 
 
-def _bucket(count: torch.Tensor, n: int) -> torch.Tensor:
-    """Rows gathered for a sample with ``count`` rows outside their interval: the next power of
-    two from 64, or all ``n`` past ``n / 4`` (there the gather costs about what it saves)."""
+def _bucket(count: torch.Tensor, n: int, *, whole: int) -> torch.Tensor:
+    """Rows gathered for a sample with ``count`` of its ``n`` rows outside their interval: the next
+    power of two from 64, or all ``n`` past ``whole``: ``n / 4`` where the rows are gathered from the
+    whole Jacobian (past it the gather costs about what it saves), ``n`` where they are formed from
+    the last operator (a gathered row costs less than a formed one)."""
     size = 2 ** torch.log2(count.clamp(min=64).double()).ceil().long()
-    return torch.where(size > n // 4, torch.full_like(size, n), size)
+    return torch.where(size > whole, torch.full_like(size, n), size)
 
 
 def _step(chain: Chain, J: torch.Tensor, r: torch.Tensor, bounds, z: torch.Tensor, lam: torch.Tensor,
