@@ -66,7 +66,8 @@ def linearize(chain: Chain, z: torch.Tensor, *, jacobian_chain: Chain | None = N
         return steps[-1].pre, J.to(dtype or z.dtype)
     if len(chain) == 1:
         k = chain.in_dim
-        return steps[-1].pre, torch.eye(k, dtype=dtype or z.dtype, device=z.device).expand(z.shape[0], k, k), z
+        eye = torch.eye(k, dtype=dtype or z.dtype, device=z.device).expand(z.shape[0], k, k)
+        return steps[-1].pre, eye, z.reshape(z.shape[0], -1)
     below = Chain(jc.layers[:-1], jc.in_shape)
     *_, (i, layer, J, c) = affine_pieces(below, pats[:-1], z.shape[0], dtype=jc.dtype, device=z.device)
     if layer.act.kinked:

@@ -80,7 +80,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     round-robin, so under a time limit every sample has had as many steps as any other.
 
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
-    ``_WINDOW`` Jacobians (0: never). LM tried early on an x that may be out of range (``auto``'s
+    window of Jacobians (0: never): 2 where all its rows weigh 1, 4 where some do not (``_WINDOW``). LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
 
     ``group`` (B,) long, when given, names the sample each row is a start of: once one start of a
@@ -106,11 +106,11 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     unweighted = (rb.weight == 1).all(1)
     window = torch.where(unweighted, _WINDOW[0], _WINDOW[1])
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
-    rows_of = _row_source(chain, jacobian_dtype)
+    rows_of, as_dtype = _row_source(chain), {}  # the last operator's matrix, and per dtype it is used in
     def round_(j: torch.Tensor, walker: Chain, jdtype: torch.dtype) -> None:
         """One Jacobian for the samples ``j``, and the steps taken with it (see _REUSE)."""
         bj, xj, zj, lj, res = rb.rows(j), x[j], z[j], lam[j], residual[j]
-        A = None if rows_of is None else rows_of[jdtype]
+        A = None if rows_of is None else as_dtype[jdtype] if jdtype in as_dtype else as_dtype.setdefault(jdtype, rows_of.to(jdtype))
         p, J, *h = linearize(walker, zj.to(walker.dtype), jacobian_chain=jc, dtype=jdtype, below_last=A is not None)
         p, h = p.to(z.dtype), (h[0].to(z.dtype) if h else None)
         r = bj.misfit(p)
@@ -200,7 +200,7 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor |
     2.5x faster: the products, not the Jacobians, were most of its time).
 
     Only the rows outside their interval enter the products. Each sample's are gathered, in their
-    order, into :func:`_bucket` rows (zero rows pad them), and the samples of one size form
+    order, into :func:`_bucket` rows (padded with rows of weight 0), and the samples of one size form
     theirs in one batch: the size depends on the sample alone, so its sums are rounded alike in
     any batch. On the paper's decoder LM's samples had a median of 44-54 such rows of 784.
 
@@ -209,7 +209,7 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor |
     live = r != 0
     a = w * live
     b, n, k = J.shape[0], r.shape[1], J.shape[2]
-    size = _bucket(live.sum(1), n, whole=n // 4 if A is None else n)
+    size = _bucket(live.sum(1), n, whole=n // 4 if A is None else max(64, n * k // A.shape[1]))
     sizes = size.unique().tolist()
     parts = [(None, sizes[0])] if len(sizes) == 1 else [((size == s).nonzero().flatten(), s) for s in sizes]
     H = torch.empty(b, k, k, dtype=r.dtype, device=r.device)
@@ -240,8 +240,9 @@ def _normal(J: torch.Tensor, r: torch.Tensor, w: torch.Tensor, A: torch.Tensor |
 def _bucket(count: torch.Tensor, n: int, *, whole: int) -> torch.Tensor:
     """Rows gathered for a sample with ``count`` of its ``n`` rows outside their interval: the next
     power of two from 64, or all ``n`` past ``whole``: ``n / 4`` where the rows are gathered from the
-    whole Jacobian (past it the gather costs about what it saves), ``n`` where they are formed from
-    the last operator (a gathered row costs less than a formed one)."""
+    whole Jacobian (past it the gather costs about what it saves); ``n k / m`` where they are formed
+    from the last operator ``(n, m)`` (past it the gathered rows of ``A``, ``s x m``, take more
+    memory than the whole ``n x k`` Jacobian the chunk is sized for)."""
     size = 2 ** torch.log2(count.clamp(min=64).double()).ceil().long()
     return torch.where(size > whole, torch.full_like(size, n), size)
 
@@ -261,16 +262,14 @@ def _step(chain: Chain, J: torch.Tensor, r: torch.Tensor, bounds, z: torch.Tenso
     return dz, q, xh, rq, (rq * rq).sum(1), (steps[-2].out if len(steps) > 1 else z + dz).to(z.dtype)
 
 
-def _row_source(chain: Chain, jacobian_dtype: torch.dtype | None) -> dict[torch.dtype, torch.Tensor] | None:
-    """The last operator as a matrix, per dtype, where LM forms the Jacobian's rows from it
-    (:func:`_normal`'s ``A``); None where it builds the whole Jacobian. It does where the output
-    activation has flat pieces (a ReLU's zeros: most rows are satisfied one-sided rows, and only
-    those outside their interval are formed) and the last layer expands at least 4x: on the
-    paper's 20-60-784 decoder a Jacobian is then 20 x 60 instead of 20 x 784, and a step's rows
-    a median of 64 of 784."""
+def _row_source(chain: Chain) -> torch.Tensor | None:
+    """The last operator as a matrix where LM forms the Jacobian's rows from it (:func:`_normal`'s
+    ``A``); None where it builds the whole Jacobian. It does where the output activation has flat
+    pieces (a ReLU's zeros: most rows are satisfied one-sided rows, and only those outside their
+    interval are formed) and the last layer expands at least 4x: on the paper's 20-60-784 decoder
+    a Jacobian is then 20 x 60 instead of 20 x 784, and a step's rows a median of 64 of 784."""
     last = chain.layers[-1]
     m, n = last.op.in_dim, last.op.out_dim
     if not (last.act.flat and 4 * m <= n and m * n <= _MAX_ENTRIES):
         return None
-    A = last.op.dense()
-    return {dt: A.to(dt) for dt in {chain.dtype, jacobian_dtype or chain.dtype}}
+    return last.op.dense()
