@@ -81,6 +81,13 @@ _STALL = 0.1
 #: (the 129 samples the LP pass leaves open) this took its time from 1.08 s to 0.65 s and lost 1
 #: of 38 solved samples (to the kicks); dcgan_odd x2 and x3 and mlp_gan x3 solved as many
 _FIRST_STALL = 0.01
+#: stall windows (``search.lm._WINDOW``) after which a random start's or a kick's descent stops
+#: where all its rows weigh 1 (``levenberg_marquardt(looks=)``), whatever its progress: a round of
+#: kicks lasts as long as its slowest descent, and a round's cost hardly depends on its rows (on
+#: the paper's decoder 14-15 ms per Jacobian for 56 rows or 216). There the cap (12 Jacobians) took
+#: the 255 hard samples from 6.2-7.7 s to 5.2-6.7 s, all solved. Saturated rows creep: a cap of 24
+#: Jacobians for every sample cost mlp_gan x3 and dcgan_odd x2 a sample each of 8
+_LOOKS = 6
 #: kicks per search end in one round, at most (round n kicks each end 2^(n-1) times)
 _KICK_WIDTH = 4
 #: the search ends of a sample that are kicked: its best (by residual)
@@ -173,7 +180,8 @@ class ExactRoute:
             budget.stage("auto: Levenberg-Marquardt from the first start" if wave == 0
                          else f"auto: Levenberg-Marquardt from starts {int(ws[0]) + 1}-{int(ws[-1]) + 1} of {S}")
             sol = levenberg_marquardt(chain, start, x[i.to(dev)], rtol=rec.rtol, steps=self.lm_steps,
-                                      budget=budget, group=i.to(dev), stall=_FIRST_STALL if wave == 0 else _STALL)
+                                      budget=budget, group=i.to(dev), stall=_FIRST_STALL if wave == 0 else _STALL,
+                                      looks=None if wave == 0 else _LOOKS)
             rec.take(sol.z, sol.residual.cpu(), rows, lambda s: first if s == 0 else _LM_TAGS[min(s, 2)])
             at[rows.to(dev)], res0[rows] = sol.z, sol.residual.cpu()
         return at, res0
@@ -223,7 +231,7 @@ class ExactRoute:
             copy = torch.arange(c).repeat_interleave(seeds.numel())
             z = at[seed.to(dev)]
             sol = levenberg_marquardt(chain, kick(z, noise[copy.to(dev), (seed // B).to(dev)], scale=self.kick_scale), x[(seed % B).to(dev)], rtol=rec.rtol, steps=self.lm_steps,
-                                      budget=rec.budget, group=(seed % B).to(dev), stall=_STALL)
+                                      budget=rec.budget, group=(seed % B).to(dev), stall=_STALL, looks=_LOOKS)
             now = sol.residual.cpu()
             rec.take(sol.z, now, seed, lambda s, n=n: f"lm+{n} kicks")
             best, which = now.view(c, -1).min(0)  # per seed, its best kicked descent

@@ -69,7 +69,7 @@ class LMSolution:
 def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
                         jacobian_dtype: torch.dtype | None = torch.float32,
                         budget: Budget | None = None, stall: float = 0.0,
-                        group: torch.Tensor | None = None) -> LMSolution:
+                        group: torch.Tensor | None = None, looks: int | None = None) -> LMSolution:
     """Levenberg-Marquardt from ``z0`` (B, k) towards ``G(z) = x`` (B, n), one row per start.
 
     A sample stops at ``G(z) = x`` (relative residual ``<= 1e-3 rtol``: once inside the right
@@ -82,6 +82,10 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
     window of Jacobians (0: never): 2 where all its rows weigh 1, 4 where some do not (``_WINDOW``). LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
+
+    ``looks``: with ``stall``, a sample whose rows all weigh 1 also stops after this many windows,
+    whatever its progress (None: never; ``auto``'s random starts and kicks use
+    :data:`~ganinvert.inverters.exact._LOOKS`).
 
     ``group`` (B,) long, when given, names the sample each row is a start of: once one start of a
     sample reaches ``G(z) = x`` (``rtol``), the sample's other starts stop (all starts of all
@@ -104,7 +108,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     live = residual > rtol * _POLISH
     reuse = _reuses(chain)
     unweighted = (rb.weight == 1).all(1)
-    window = torch.where(unweighted, _WINDOW[0], _WINDOW[1])
+    window, cap = torch.where(unweighted, _WINDOW[0], _WINDOW[1]), steps if looks is None else looks
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
     rows_of, as_dtype = _row_source(chain), {}  # the last operator's matrix, and per dtype it is used in
     def round_(j: torch.Tensor, walker: Chain, jdtype: torch.dtype) -> None:
@@ -140,7 +144,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
         live[j] = (res > rtol * _POLISH) & (lj < _LAMBDA[1])
         if stall > 0:
             look = used[j] % window[j] == 0
-            live[j] &= ~(look & (f > (1 - stall) * mark[j]))
+            live[j] &= ~(look & (f > (1 - stall) * mark[j])) & ((used[j] < cap * window[j]) | ~unweighted[j])
             mark[j] = torch.where(look, f, mark[j])
 
     for _ in range(steps):  # every live sample takes a step before any takes its next

@@ -94,3 +94,20 @@ def test_lm_on_rows_formed_from_the_last_operator_recovers_an_expanding_relu_dec
     ok = sol.residual <= 1e-6
     assert ok.sum() >= 14
     assert ((sol.z - z).norm(dim=1)[ok] / z.norm(dim=1)[ok] < 1e-8).all()
+
+
+def test_looks_caps_a_stalling_descent_where_its_rows_all_weigh_one():
+    # looks=3 with stall: a ReLU output's rows all weigh 1, so each descent ends after 3 windows
+    # of 2 Jacobians however it progresses; without looks some go on past 6
+    chain = gi.to_chain(random_mlp([6, 12, 10, 40], seed=0))  # far starts creep on this one
+    x = chain.forward_all(latents(12, 6, seed=2))[-1]
+    start = 3.0 * latents(12, 6, seed=5)
+    free = levenberg_marquardt(chain, start, x, rtol=1e-6, steps=40, stall=1e-9)
+    capped = levenberg_marquardt(chain, start, x, rtol=1e-6, steps=40, stall=1e-9, looks=3)
+    assert (free.steps > 6).any() and (capped.steps <= 6).all()
+    assert (capped.residual <= chain.relative_residual(start, x) + 1e-12).all()
+    tanh = gi.to_chain(random_mlp([6, 12, 10, 40], seed=0, out_act="tanh"))  # weighted rows: no cap
+    xt = tanh.forward_all(latents(12, 6, seed=2))[-1]
+    assert (tanh.layers[-1].act.fit_bounds(xt).weight < 1).any(1).all()
+    assert torch.equal(levenberg_marquardt(tanh, start, xt, rtol=1e-6, steps=40, stall=1e-9, looks=3).steps,
+                       levenberg_marquardt(tanh, start, xt, rtol=1e-6, steps=40, stall=1e-9).steps)
