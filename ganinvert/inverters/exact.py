@@ -162,8 +162,9 @@ class ExactRoute:
                   have_seed: torch.Tensor, first: str = _LM_TAGS[0]) -> tuple[torch.Tensor, torch.Tensor]:
         """Levenberg-Marquardt from ``z0`` (the first start), then, for the samples still open, from
         ``z = 0`` and random draws in waves of doubling size (:func:`_waves`), each wave one batch (a
-        sample's starts stop once one of them reaches ``G(z) = x``). Returns every start's end ``(S * B, k)`` (nan: not started;
-        row ``w * B + i`` is start ``w`` of sample ``i``) and its residual ``(S * B,)``."""
+        sample's starts stop once one of them reaches ``G(z) = x``). Returns every start's end
+        ``(S * B, k)`` (nan: not started; row ``w * B + i`` is start ``w`` of sample ``i``) and its
+        residual ``(S * B,)``."""
         B, k, dev, S, budget = x.shape[0], chain.in_dim, x.device, self.starts, rec.budget
         at = torch.full((S * B, k), float("nan"), dtype=x.dtype, device=dev)  # each start's end: pattern seeds
         res0 = torch.full((S * B,), float("inf"), dtype=x.dtype)  # and its residual (inf: not started)
@@ -229,8 +230,8 @@ class ExactRoute:
             rec.budget.stage(f"auto: kick {n} of {self.kicks}")
             seed = seeds.repeat(c)  # row j: copy j // len(seeds) of seed seeds[j % len(seeds)]
             copy = torch.arange(c).repeat_interleave(seeds.numel())
-            z = at[seed.to(dev)]
-            sol = levenberg_marquardt(chain, kick(z, noise[copy.to(dev), (seed // B).to(dev)], scale=self.kick_scale), x[(seed % B).to(dev)], rtol=rec.rtol, steps=self.lm_steps,
+            z = kick(at[seed.to(dev)], noise[copy.to(dev), (seed // B).to(dev)], scale=self.kick_scale)
+            sol = levenberg_marquardt(chain, z, x[(seed % B).to(dev)], rtol=rec.rtol, steps=self.lm_steps,
                                       budget=rec.budget, group=(seed % B).to(dev), stall=_STALL, looks=_LOOKS)
             now = sol.residual.cpu()
             rec.take(sol.z, now, seed, lambda s, n=n: f"lm+{n} kicks")

@@ -80,7 +80,8 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     round-robin, so under a time limit every sample has had as many steps as any other.
 
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
-    window of Jacobians (0: never): 2 where all its rows weigh 1, 4 where some do not (``_WINDOW``). LM tried early on an x that may be out of range (``auto``'s
+    window of Jacobians (0: never): 2 where all its rows weigh 1, 4 where some do not (``_WINDOW``).
+    LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
 
     ``looks``: with ``stall``, a sample whose rows all weigh 1 also stops after this many windows,
@@ -99,8 +100,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     z = z0.clone()
     residual = chain.relative_residual(z, x)
     used = torch.zeros(B, dtype=torch.long, device=z.device)
-    width = max(layer.op.out_dim for layer in chain.layers)
-    chunk = max(1, _MAX_ENTRIES // (2 * width * k))
+    chunk = max(1, _MAX_ENTRIES // (2 * max(layer.op.out_dim for layer in chain.layers) * k))
     rb = chain.layers[-1].act.fit_bounds(x)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
@@ -110,11 +110,12 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     unweighted = (rb.weight == 1).all(1)
     window, cap = torch.where(unweighted, _WINDOW[0], _WINDOW[1]), steps if looks is None else looks
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
-    rows_of, as_dtype = _row_source(chain), {}  # the last operator's matrix, and per dtype it is used in
+    rows_of = _row_source(chain)  # the last operator's matrix, in each dtype a round may use
+    as_dtype = {} if rows_of is None else {dt: rows_of.to(dt) for dt in {z.dtype, jacobian_dtype or z.dtype}}
     def round_(j: torch.Tensor, walker: Chain, jdtype: torch.dtype) -> None:
         """One Jacobian for the samples ``j``, and the steps taken with it (see _REUSE)."""
         bj, xj, zj, lj, res = rb.rows(j), x[j], z[j], lam[j], residual[j]
-        A = None if rows_of is None else as_dtype[jdtype] if jdtype in as_dtype else as_dtype.setdefault(jdtype, rows_of.to(jdtype))
+        A = as_dtype.get(jdtype)
         p, J, *h = linearize(walker, zj.to(walker.dtype), jacobian_chain=jc, dtype=jdtype, below_last=A is not None)
         p, h = p.to(z.dtype), (h[0].to(z.dtype) if h else None)
         r = bj.misfit(p)
