@@ -107,3 +107,21 @@ def test_a_torch_function_has_no_abs_bound():
                         like=torch.zeros(0, dtype=torch.float64))
     assert op.dense().min() < 0 and op.abs_bound() is None
     assert Sum((op, Dense(_rand(op.out_dim, 9))), out_shape=op.out_shape).abs_bound() is None  # nor what holds it
+
+
+def test_a_wide_transposed_convolution_gives_a_sample_the_same_bits_alone_and_in_a_batch():
+    # more than a few output channels: on CPU the input goes in channels-last (torch's float64
+    # kernel for it is 3-4x faster); its values and gradients are torch's, and a sample's sums
+    # are rounded alike alone and in any batch
+    w = _rand(32, 16, 4, 4)
+    t = ConvTranspose2d(w, in_shape=(32, 3, 3), stride=1, padding=0, output_padding=0, dilation=1, groups=1)
+    u = _rand(9, t.in_dim).requires_grad_(True)
+    out = t.matvec(u)
+    ref = torch.nn.functional.conv_transpose2d(u.view(9, 32, 3, 3), w).reshape(9, -1)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g, = torch.autograd.grad((out ** 2).sum(), u)
+    g_ref, = torch.autograd.grad((ref ** 2).sum(), u)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():
+        for i in range(9):
+            assert torch.equal(t.matvec(u[i:i + 1])[0], out[i])
