@@ -36,6 +36,11 @@ class RowBounds:
         """The bounds of some samples (``idx``: anything that indexes the batch dimension)."""
         return RowBounds(lo=self.lo[idx], hi=self.hi[idx], weight=self.weight[idx])
 
+    def unweighted(self) -> "RowBounds":
+        """The same intervals, every row weighing 1: the misfit in the pre-activation's own units,
+        which Levenberg-Marquardt descends (:mod:`ganinvert.search.lm`)."""
+        return RowBounds(lo=self.lo, hi=self.hi, weight=torch.ones_like(self.weight))
+
     def misfit(self, p: torch.Tensor) -> torch.Tensor:
         """``(B, n)`` how far ``p`` lies outside ``[lo, hi]``, signed (above positive) and weighted;
         zero on the rows it satisfies. Its squared sum is the pre-activation loss of Adam and

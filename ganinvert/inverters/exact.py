@@ -82,11 +82,11 @@ _STALL = 0.1
 #: of 38 solved samples (to the kicks); dcgan_odd x2 and x3 and mlp_gan x3 solved as many
 _FIRST_STALL = 0.01
 #: stall windows (``search.lm._WINDOW``) after which a random start's or a kick's descent stops
-#: where all its rows weigh 1 (``levenberg_marquardt(looks=)``), whatever its progress: a round of
-#: kicks lasts as long as its slowest descent, and a round's cost hardly depends on its rows (on
-#: the paper's decoder 14-15 ms per Jacobian for 56 rows or 216). There the cap (12 Jacobians) took
-#: the 255 hard samples from 6.2-7.7 s to 5.2-6.7 s, all solved. Saturated rows creep: a cap of 24
-#: Jacobians for every sample cost mlp_gan x3 and dcgan_odd x2 a sample each of 8
+#: (``levenberg_marquardt(looks=)``), whatever its progress: a round of kicks lasts as long as its
+#: slowest descent, and a round's cost hardly depends on its rows (on the paper's decoder 14-15 ms
+#: per Jacobian for 56 rows or 216). There the cap (12 Jacobians) took the 255 hard samples from
+#: 6.2-7.7 s to 5.2-6.7 s, all solved. (While LM weighted saturated pixels' rows by Tanh's slope,
+#: their descents crept, and a cap for them too cost mlp_gan x3 and dcgan_odd x2 a sample each)
 _LOOKS = 6
 #: kicks per search end in one round, at most (round n kicks each end 2^(n-1) times)
 _KICK_WIDTH = 4

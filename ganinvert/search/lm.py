@@ -4,16 +4,26 @@ On a piecewise-linear generator the last pre-activation ``p(z)`` is affine on ea
 region, with the Jacobian :func:`~ganinvert.linearize.linearize` builds. The observation
 turns into per-row bounds on ``p`` (:meth:`~ganinvert.activations.Activation.bounds`: equalities
 where the output activation is invertible, one-sided rows on ReLU zeros and saturated
-Tanh/Sigmoid pixels, weighted by the activation's slope so saturated pixels count less), and
-the residual of a row is how far ``p`` lies outside its interval. Gauss-Newton steps on that
-residual, damped per sample (Levenberg-Marquardt), walk across regions; inside the right one a
-step lands on ``G(z) = x`` exactly.
+Tanh/Sigmoid pixels), and the residual of a row is how far ``p`` lies outside its interval,
+every row weighing 1. Gauss-Newton steps on that residual, damped per sample
+(Levenberg-Marquardt), walk across regions; inside the right one a step lands on ``G(z) = x``
+exactly.
 
 Fitting before the output activation is what makes this work: measured on the shipped 28x28
 DCGAN (16 samples, from ``z = 0``), 15 of 16 reach ``G(z) = x`` with ``z = z*`` to 1e-12 within
 40 steps, where LM on ``||G(z) - x||^2`` through the Tanh (with ``atanh`` of near-saturated pixels
 as targets, an inconsistent system) left all 16 at ~7% error, and Adam from 32 random starts per
 sample reached the basin on 31% of samples after 600 steps.
+
+The rows are not weighted by the output activation's slope (the weights the observation's bounds
+carry, floored at 1e-2, which make the misfit look like a pixel error). For an ``x`` in the range
+the system is consistent, and on ``z*``'s region any weights give the same answer; away from it
+the slope weights made the rows of near-saturated pixels, which under deep saturation are most of
+the equations and carry what the others leave free, count 1e-4 as much: the damped steps then
+crept along them. Measured on ``dcgan_odd`` with its last layer x3 (8 samples from the pixel
+fit's 25th iteration, seed 2), slope weights left 7 of 8 at relative residual 3e-3 to 1e-2 after
+8-22 Jacobians (3.6 s); unit weights solved 8 of 8 in 2-4 Jacobians each (0.7 s). A real 8-bit
+image has no near-saturated pixel (its closest to an end, 1 - 1/127.5, is ``atanh`` 2.8).
 """
 
 from __future__ import annotations
@@ -49,11 +59,9 @@ _REUSE = 10
 #: Below it every forward pass is in the chain's float64, which the answer needs. On dcgan_odd
 #: float64's ConvTranspose2d(256, 128, 4) is 18x slower than float32's (CPU, batch of 8)
 _COARSE = 1e-3
-#: Jacobians between two looks at a sample's progress (``stall``): 4 where some rows are weighted
-#: (saturated pixels, whose misfit creeps down), 2 where all rows weigh 1. Measured: on the paper's
-#: decoder (ReLU output, kicked descents) 2 kept 96% of the solved samples at 61% of the time; on
-#: dcgan_odd x3 (1 s/sample) 2 solved 3 of 8 where 4 solved 6
-_WINDOW = (2, 4)
+#: Jacobians between two looks at a sample's progress (``stall``). Measured on the paper's decoder
+#: (ReLU output, kicked descents): 2 kept 96% of the solved samples at 61% of the time of 4
+_WINDOW = 2
 
 
 @dataclass
@@ -80,12 +88,12 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     round-robin, so under a time limit every sample has had as many steps as any other.
 
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
-    window of Jacobians (0: never): 2 where all its rows weigh 1, 4 where some do not (``_WINDOW``).
+    window of ``_WINDOW`` Jacobians (0: never).
     LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
 
-    ``looks``: with ``stall``, a sample whose rows all weigh 1 also stops after this many windows,
-    whatever its progress (None: never; ``auto``'s random starts and kicks use
+    ``looks``: with ``stall``, a sample also stops after this many windows, whatever its progress
+    (None: never; ``auto``'s random starts and kicks use
     :data:`~ganinvert.inverters.exact._LOOKS`).
 
     ``group`` (B,) long, when given, names the sample each row is a start of: once one start of a
@@ -101,14 +109,13 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     residual = chain.relative_residual(z, x)
     used = torch.zeros(B, dtype=torch.long, device=z.device)
     chunk = max(1, _MAX_ENTRIES // (2 * max(layer.op.out_dim for layer in chain.layers) * k))
-    rb = chain.layers[-1].act.fit_bounds(x)
+    rb = chain.layers[-1].act.fit_bounds(x).unweighted()  # every row weighs 1 (see the module doc)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
     live = residual > rtol * _POLISH
     reuse = _reuses(chain)
-    unweighted = (rb.weight == 1).all(1)
-    window, cap = torch.where(unweighted, _WINDOW[0], _WINDOW[1]), steps if looks is None else looks
+    cap = steps if looks is None else looks
     mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
     rows_of = _row_source(chain)  # the last operator's matrix, in each dtype a round may use
     as_dtype = {} if rows_of is None else {dt: rows_of.to(dt) for dt in {z.dtype, jacobian_dtype or z.dtype}}
@@ -144,8 +151,8 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
         z[j], lam[j], residual[j] = zj, lj, res
         live[j] = (res > rtol * _POLISH) & (lj < _LAMBDA[1])
         if stall > 0:
-            look = used[j] % window[j] == 0
-            live[j] &= ~(look & (f > (1 - stall) * mark[j])) & ((used[j] < cap * window[j]) | ~unweighted[j])
+            look = used[j] % _WINDOW == 0
+            live[j] &= ~(look & (f > (1 - stall) * mark[j])) & (used[j] < cap * _WINDOW)
             mark[j] = torch.where(look, f, mark[j])
 
     for _ in range(steps):  # every live sample takes a step before any takes its next
@@ -153,12 +160,9 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
         for s in range(0, rows.numel(), chunk):
             j = rows[s:s + chunk]
             coarse = residual[j] > _COARSE if jc is not None else torch.zeros_like(j, dtype=torch.bool)
-            # a coarse sample whose rows all weigh 1 forms its normal equations in float32 (on the
-            # paper's decoder LM took 0.6 of the time); a saturated pixel's weight (down to 1e-2)
-            # squares into their condition number: there float32 lost dcgan_odd x3 2 of 8 samples
-            light = coarse & unweighted[j]
-            for part, walker, jd in ((j[light], jc, jacobian_dtype), (j[coarse & ~light], jc, z.dtype),
-                                     (j[~coarse], chain, z.dtype)):
+            # a coarse sample forms its normal equations in float32 too (on the paper's decoder LM
+            # took 0.6 of the time); the rows' unit weights keep them as well conditioned as J
+            for part, walker, jd in ((j[coarse], jc, jacobian_dtype), (j[~coarse], chain, z.dtype)):
                 if budget is not None and budget.expired:
                     return LMSolution(z=z, residual=residual, steps=used)
                 if part.numel():
