@@ -192,12 +192,10 @@ class ConvTranspose2d(_Conv):
     summed into place): on CPU, for the 64 directions of a Jacobian through ``dcgan_odd``'s last
     layer, 9x faster than ``conv_transpose2d``'s kernel for one output channel (the same sums).
 
-    Otherwise, on CPU, its input goes in channels-last: torch's float64 kernel for the contiguous
-    layout is the slow one. Measured on 2 cores (``benchmarks/bench_conv.py``): ``dcgan_odd``'s
-    ``ConvTranspose2d(256, 128, 4)`` on 3x3, forward and backward in float64, 2.4x faster for a
-    batch of 8 (the pixel fit), 3x for 512; in float32 (a Jacobian's directions) 1.4x; the other
-    layers of the shipped DCGANs 0.9-1.4x. Its float64 sums are the same in any batch, as the
-    contiguous kernel's."""
+    Otherwise, on CPU, its input goes in channels-last, where torch's float64 kernel is faster
+    (``benchmarks/bench_conv.py``: ``dcgan_odd``'s ``(256, 128, 4)`` on 3x3, forward and backward,
+    2.4x for the pixel fit's batch of 8 in float64, 1.4x for a float32 Jacobian; other shipped
+    layers 0.9-1.4x); its float64 sums are the same in any batch, as the contiguous kernel's."""
 
     def _apply(self, u, weight):
         g = self.geometry
@@ -306,8 +304,10 @@ class Stack(LinearOperator):
                  *, in_dim: int, dim: int | None = None) -> None:
         self.parts, self.shapes, self.dim = tuple(parts), tuple(map(tuple, shapes)), dim
         self.in_shape = (in_dim,)
+        # by torch.cat's rule, not a meta-device probe (whose first use imports torch's compiler:
+        # 2.7 s, under cond= out of the first label's share of the time limit)
         self.out_shape = ((sum(math.prod(s) for s in self.shapes),) if dim is None else
-                          tuple(torch.cat([torch.empty(s, device="meta") for s in self.shapes], dim).shape))
+                          _cat_shape(self.shapes, dim))
         self._some = next(op for op in self.parts if op is not None)
 
     dtype = property(lambda self: self._some.dtype)
@@ -330,6 +330,14 @@ class Stack(LinearOperator):
         if any(b is None and op is not None for b, op in zip(parts, self.parts)):
             return None
         return Stack(tuple(parts), self.shapes, in_dim=self.in_dim, dim=self.dim)
+
+
+def _cat_shape(shapes: tuple[tuple[int, ...], ...], dim: int) -> tuple[int, ...]:
+    """The shape ``torch.cat`` gives tensors of ``shapes`` along ``dim`` (they agree elsewhere)."""
+    first, d = shapes[0], dim % len(shapes[0])
+    if any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
+        raise ValueError(f"cannot concatenate shapes {shapes} along dimension {dim}")
+    return (*first[:d], sum(s[d] for s in shapes), *first[d + 1:])
 
 
 class Composed(LinearOperator):

@@ -125,3 +125,32 @@ def test_a_wide_transposed_convolution_gives_a_sample_the_same_bits_alone_and_in
     with torch.no_grad():
         for i in range(9):
             assert torch.equal(t.matvec(u[i:i + 1])[0], out[i])
+
+
+def test_a_stack_along_a_dimension_has_torch_cats_shape_and_values():
+    # out_shape by torch.cat's rule (no meta-device probe): the labels' channels joined to a
+    # feature map, as a label-conditional generator's first layer does
+    from ganinvert.operators import Stack
+    conv = Conv2d(_rand(2, 3, 3, 3), in_shape=(3, 6, 6), stride=1, padding=1, dilation=1, groups=1)
+    st = Stack((conv, None), ((2, 6, 6), (1, 6, 6)), in_dim=conv.in_dim, dim=0)
+    assert st.out_shape == (3, 6, 6)
+    u = _rand(2, conv.in_dim)
+    ref = torch.cat([conv.matvec(u).view(2, 2, 6, 6), torch.zeros(2, 1, 6, 6, dtype=torch.float64)], 1)
+    torch.testing.assert_close(st.matvec(u), ref.reshape(2, -1))
+    with pytest.raises(ValueError, match="cannot concatenate"):
+        Stack((conv, None), ((2, 6, 6), (1, 5, 6)), in_dim=conv.in_dim, dim=0)
+
+
+def test_converting_a_label_conditional_generator_does_not_import_torchs_compiler():
+    # torch's compiler (torch._dynamo, 2-3 s to import) came in with the first meta-device op; under
+    # cond= that time came out of the first label's share of the time limit
+    import subprocess
+    import sys
+    code = ("import sys, torch, ganinvert as gi; from ganinvert import models; m = models.load('cgan_mlp'); "
+            "G = m.generator.double().eval(); y = torch.arange(2); "
+            "z = torch.randn(2, m.latent_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0)); "
+            "x = G(z, y).detach(); r = gi.invert(G, x, cond=y); "
+            "print(r.counts()['EXACT'], 'torch._dynamo' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["2", "False"]
