@@ -81,20 +81,25 @@ def fit_pixels(chain: Chain, x: torch.Tensor, starts: torch.Tensor, *, iters: in
     return Fit(z=z.view(S, B, k)[start, torch.arange(B, device=z.device)], residual=best, start=start)
 
 
-#: an early LM try stops once its misfit fell by less than this fraction over a window of 4
-#: Jacobians where saturated rows weigh less, 2 where every row weighs 1 (``search.lm._WINDOW``).
-#: Measured per 8 Jacobians from the fit's 25th iteration: x = G(z*) on dcgan_odd x2, x3 falls to
-#: 0.04-0.13 of it, on mlp_gan x3 to 0.3-0.5; a real digit's stays at 0.95-1.0 (mlp_gan, mnist_mlp,
-#: dcgan). The window of 2 was not measured here; with it, real digits on the ReLU-output
-#: vae_relu_20_60_784 kept their PSNR and finished in 1.88x Adam's time instead of 2.2x
+#: an early LM try stops once its misfit fell by less than this fraction over a window of 2
+#: Jacobians (``search.lm._WINDOW``). Measured per 8 Jacobians from the fit's 25th iteration
+#: (while LM still weighted saturated rows): x = G(z*) on dcgan_odd x2, x3 fell to 0.04-0.13 of
+#: it, on mlp_gan x3 to 0.3-0.5; a real digit's stays at 0.95-1.0 (mlp_gan, mnist_mlp, dcgan)
 STALL = 0.3
+#: a try that starts within this relative residual stops only once its misfit falls by less than
+#: ``CLOSE_STALL`` per window, as the exact route's first start does: a real digit's fit ends at
+#: 4e-2 or more (docs/design.md §3.6), so only an x in the range gets here, where the last steps
+#: into z*'s region may creep. On cgan_mlp x3 a sample's tries stalled at 1e-5 to 8e-5 while its
+#: fit crept on for the rest of its 1 s; the exact route's LM then solved it in 0.14 s
+CLOSE, CLOSE_STALL = 1e-3, 0.01
 
 
 class EarlyLM:
     """The pixel fit's hook (:func:`fit_pixels`' ``every``): a start that has
     come within ``near`` of x (relative residual), and has halved its residual since its last
     try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once its
-    misfit stalls: on a real image after 4-8); one that reaches ``G(z) = x`` stops its fit there, one
+    misfit stalls: on a real image after 4-8; within ``CLOSE`` of x it persists); one that reaches
+    ``G(z) = x`` stops its fit there, one
     that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
     x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
     saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
@@ -119,7 +124,8 @@ class EarlyLM:
         rows, res = rows[go], res[go]
         if rows.numel():
             sol = levenberg_marquardt(self.chain, z[rows.to(dev)], self.xs[rows.to(dev)], rtol=self.rtol,
-                                      steps=self.steps, budget=self.budget, stall=STALL)
+                                      steps=self.steps, budget=self.budget,
+                                      stall=torch.where(res <= CLOSE, CLOSE_STALL, STALL).to(z))
             after = sol.residual.cpu()
             # LM's end where it fits the pixels better: solved rows stop there, the others fit on
             # from it (the next try starts where this one ended)

@@ -76,7 +76,7 @@ class LMSolution:
 
 def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol: float, steps: int = 50,
                         jacobian_dtype: torch.dtype | None = torch.float32,
-                        budget: Budget | None = None, stall: float = 0.0,
+                        budget: Budget | None = None, stall: float | torch.Tensor = 0.0,
                         group: torch.Tensor | None = None, looks: int | None = None) -> LMSolution:
     """Levenberg-Marquardt from ``z0`` (B, k) towards ``G(z) = x`` (B, n), one row per start.
 
@@ -88,7 +88,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     round-robin, so under a time limit every sample has had as many steps as any other.
 
     ``stall``: a sample also stops once its misfit fell by less than this fraction over its last
-    window of ``_WINDOW`` Jacobians (0: never).
+    window of ``_WINDOW`` Jacobians (0: never); one for all, or per sample ``(B,)``.
     LM tried early on an x that may be out of range (``auto``'s
     pixel fit) should not spend its steps creeping down to a non-zero minimum.
 
@@ -116,7 +116,9 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     live = residual > rtol * _POLISH
     reuse = _reuses(chain)
     cap = steps if looks is None else looks
-    mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if stall > 0 else None  # misfit a window ago
+    stall = torch.as_tensor(stall, dtype=z.dtype, device=z.device).expand(B)
+    watch = bool((stall > 0).any())
+    mark = (rb.misfit(chain.walk(z)[-1].pre) ** 2).sum(1) if watch else None  # misfit a window ago
     rows_of = _row_source(chain)  # the last operator's matrix, in each dtype a round may use
     as_dtype = {} if rows_of is None else {dt: rows_of.to(dt) for dt in {z.dtype, jacobian_dtype or z.dtype}}
     def round_(j: torch.Tensor, walker: Chain, jdtype: torch.dtype) -> None:
@@ -150,9 +152,9 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
                 break
         z[j], lam[j], residual[j] = zj, lj, res
         live[j] = (res > rtol * _POLISH) & (lj < _LAMBDA[1])
-        if stall > 0:
+        if watch:
             look = used[j] % _WINDOW == 0
-            live[j] &= ~(look & (f > (1 - stall) * mark[j])) & (used[j] < cap * _WINDOW)
+            live[j] &= ~(look & (f > (1 - stall[j]) * mark[j])) & (used[j] < cap * _WINDOW)
             mark[j] = torch.where(look, f, mark[j])
 
     for _ in range(steps):  # every live sample takes a step before any takes its next

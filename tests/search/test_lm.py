@@ -126,3 +126,17 @@ def test_lm_reaches_z_star_from_zero_under_deep_output_saturation():
     sol = levenberg_marquardt(chain, torch.zeros_like(z), x, rtol=1e-6, steps=12)
     assert (sol.residual <= 1e-6).all()
     assert ((sol.z - z).norm(dim=1) / z.norm(dim=1) < 1e-6).all()  # z*: measured 2e-9 to 1e-8
+
+
+def test_a_per_sample_stall_stops_each_sample_as_its_own_would():
+    # stall (B,): the first half stop once their misfit stalls, the second half never do
+    chain = gi.to_chain(random_mlp([6, 12, 10, 40], seed=0))  # far starts creep on this one
+    x = chain.forward_all(latents(12, 6, seed=2))[-1]
+    start = 3.0 * latents(12, 6, seed=5)
+    stall = torch.tensor([0.3] * 6 + [0.0] * 6, dtype=torch.float64)
+    kw = dict(rtol=1e-6, steps=40, jacobian_dtype=None)  # float64 throughout: float32 rounds by batch
+    mixed = levenberg_marquardt(chain, start, x, stall=stall, **kw)
+    quick = levenberg_marquardt(chain, start[:6], x[:6], stall=0.3, **kw)
+    free = levenberg_marquardt(chain, start[6:], x[6:], **kw)
+    assert torch.equal(mixed.steps, torch.cat([quick.steps, free.steps]))
+    assert (free.steps > quick.steps.max()).any()
