@@ -176,3 +176,20 @@ def test_an_expanding_mlp_with_each_new_activation_is_inverted_exactly(hidden):
     r = gi.invert(G.eval(), G(z).detach())
     assert [s.name for s in r.status] == ["EXACT"] * 5, r.messages
     torch.testing.assert_close(r.z, z, rtol=0, atol=1e-7)
+
+
+def test_a_float32_observation_is_saturated_within_float32s_resolution():
+    # tanh(p) 1e-6 from 1: float64 resolves it (an equation, p = atanh), float32 does not (its
+    # 1 - y is off by up to 6e-8, the atanh by 0.03): a sample of float32 numbers is one-sided there
+    p = torch.tensor([[-0.5, 0.25, 7.25]], dtype=torch.float64)
+    y64 = torch.tanh(p)
+    y32 = torch.tanh(p.float()).double()
+    tanh = acts.Tanh()
+    b64, b32 = tanh.bounds(y64, tol=_tol(y64)), tanh.bounds(y32, tol=_tol(y32))
+    assert b64.eq.tolist() == [[True, True, True]]
+    assert b32.eq.tolist() == [[True, True, False]]
+    assert b32.lo[0, 2] > 4 and b32.hi[0, 2] == math.inf  # only "p is large": atanh(1 - sqrt(eps_32)) = 4.3
+    torch.testing.assert_close(b32.lo[0, :2], p[0, :2], rtol=0, atol=1e-6)
+    # round values (0, 1: float16 numbers too) say nothing of their origin: float64's resolution
+    ends = torch.tensor([[-1.0, 0.0, 0.5]], dtype=torch.float64)
+    assert tanh.bounds(ends, tol=_tol(ends)).hi[0, 0] < -9  # atanh(-1 + sqrt(eps_64)) = -9.4
