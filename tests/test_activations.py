@@ -178,18 +178,25 @@ def test_an_expanding_mlp_with_each_new_activation_is_inverted_exactly(hidden):
     torch.testing.assert_close(r.z, z, rtol=0, atol=1e-7)
 
 
-def test_a_float32_observation_is_saturated_within_float32s_resolution():
+def test_a_float32_observation_is_searched_at_float32s_resolution():
     # tanh(p) 1e-6 from 1: float64 resolves it (an equation, p = atanh), float32 does not (its
-    # 1 - y is off by up to 6e-8, the atanh by 0.03): a sample of float32 numbers is one-sided there
+    # 1 - y is off by up to 6e-8, the atanh by 0.03): LM's rows for a sample of float32 numbers
+    # are one-sided there, every row weighing 1; the exact rows (bounds) stay float64's
     p = torch.tensor([[-0.5, 0.25, 7.25]], dtype=torch.float64)
-    y64 = torch.tanh(p)
-    y32 = torch.tanh(p.float()).double()
+    y = torch.cat([torch.tanh(p), torch.tanh(p.float()).double()])  # a float64 sample, a float32 one
     tanh = acts.Tanh()
-    b64, b32 = tanh.bounds(y64, tol=_tol(y64)), tanh.bounds(y32, tol=_tol(y32))
-    assert b64.eq.tolist() == [[True, True, True]]
-    assert b32.eq.tolist() == [[True, True, False]]
-    assert b32.lo[0, 2] > 4 and b32.hi[0, 2] == math.inf  # only "p is large": atanh(1 - sqrt(eps_32)) = 4.3
-    torch.testing.assert_close(b32.lo[0, :2], p[0, :2], rtol=0, atol=1e-6)
-    # round values (0, 1: float16 numbers too) say nothing of their origin: float64's resolution
+    rows = tanh.search_bounds(y)
+    assert rows.eq.tolist() == [[True, True, True], [True, True, False]]
+    assert rows.lo[1, 2] > 4 and rows.hi[1, 2] == math.inf  # only "p is large": atanh(1 - sqrt(eps_32)) = 4.3
+    torch.testing.assert_close(rows.lo[:, :2], p[:, :2].expand(2, 2), rtol=0, atol=1e-6)
+    assert (rows.weight == 1).all() and (tanh.bounds(y, tol=_tol(y)).weight < 1).any()
+    assert tanh.bounds(y, tol=_tol(y)).eq.all()
+    for i in range(2):  # each sample's rows are its own, alone or in a batch
+        assert torch.equal(tanh.search_bounds(y[i:i + 1]).lo, rows.lo[i:i + 1])
+    # round values (0, -1: float16 numbers too) say nothing of their origin: float64's band
     ends = torch.tensor([[-1.0, 0.0, 0.5]], dtype=torch.float64)
-    assert tanh.bounds(ends, tol=_tol(ends)).hi[0, 0] < -9  # atanh(-1 + sqrt(eps_64)) = -9.4
+    assert tanh.search_bounds(ends).hi[0, 0] < -9  # atanh(-1 + sqrt(eps_64)) = -9.4
+    # near a zero end float32 keeps its relative precision: Sigmoid's 1e-4 is still an equation
+    sig = torch.sigmoid(torch.tensor([[-9.2, 0.3]])).double()
+    assert acts.Sigmoid().search_bounds(sig).eq.tolist() == [[True, True]]
+    assert tanh.search_bounds(torch.zeros(0, 3, dtype=torch.float64)).lo.shape == (0, 3)

@@ -3,7 +3,8 @@
 For a layer ``y = phi(p)``, ``p = A u + b``, an activation turns an observed ``y`` into
 per-row bounds ``lo <= p <= hi`` on the pre-activation (``lo == hi`` where ``p`` is
 determined, a one-sided bound where ``phi`` is flat: ReLU zeros, saturated Tanh/Sigmoid), plus
-per-row weights ``phi'(p)`` so that solvers measure misfit in output units to first order.
+per-row weights ``phi'(p)`` so that solvers measure misfit in output units to first order
+(Levenberg-Marquardt's rows, :meth:`Activation.search_bounds`, weigh 1 on a saturating output).
 Every tensor here is flat ``(B, n)``.
 
 Everything that differs per activation lives on its class, so adding one touches this package

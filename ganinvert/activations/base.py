@@ -44,7 +44,7 @@ class RowBounds:
     def misfit(self, p: torch.Tensor) -> torch.Tensor:
         """``(B, n)`` how far ``p`` lies outside ``[lo, hi]``, signed (above positive) and weighted;
         zero on the rows it satisfies. Its squared sum is the pre-activation loss of Adam and
-        Levenberg-Marquardt."""
+        Levenberg-Marquardt (whose bounds, :meth:`Activation.search_bounds`, may weigh 1)."""
         return self.weight * ((p - self.hi).clamp(min=0) - (self.lo - p).clamp(min=0))
 
 
@@ -83,6 +83,12 @@ class Activation:
         """:meth:`bounds` at the tolerance a least-squares fit to an exact observation uses:
         ``1e-9`` of the sample's scale (at least 1)."""
         return self.bounds(y, tol=1e-9 * target_scale(y, keepdim=True))
+
+    def search_bounds(self, y: torch.Tensor) -> RowBounds:
+        """The rows Levenberg-Marquardt descends for an observation ``y`` (B, n)
+        (:mod:`ganinvert.search.lm`): :meth:`fit_bounds` here. A saturating activation reads ``y``
+        at the precision its values carry and weighs every row 1 (docs/design.md §3.7)."""
+        return self.fit_bounds(y)
 
     def active_rows(self, p: torch.Tensor) -> RowBounds:
         """The exact rows at the pre-activation ``p`` (B, n) itself: :meth:`bounds` of

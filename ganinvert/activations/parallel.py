@@ -57,6 +57,9 @@ class Parallel(Activation):
     def bounds(self, y, *, tol):
         return _cat([act.bounds(v, tol=tol) for act, v in self._split(y)])
 
+    def search_bounds(self, y):
+        return _cat([act.search_bounds(v) for act, v in self._split(y)])
+
     def inverse(self, y, p):
         return torch.cat([act.inverse(v, q) for act, v, q in self._split(y, p)], 1)
 

@@ -9,20 +9,16 @@ import torch
 
 from .base import _INF, _MIN_WEIGHT, Activation, RowBounds
 
-def _resolution(y: torch.Tensor) -> torch.Tensor:
-    """``(B, 1)``: per sample, how close to an end of the range a value still says more than
-    "saturated": ``sqrt(eps)`` of the precision the sample's values carry. A float64 sample whose
-    every value is a float32 number, and some value not a float16 one (round values such as 0 and
-    1 say nothing of where they came from), came from float32: a float64 computation almost never
-    lands on float32 numbers everywhere. Float32 resolves ``1 - |y|`` only to 6e-8, so its
-    ``atanh`` 1e-7 from an end is off by 0.3; taken as an equation, such a row pulls a search
-    away from ``z*`` (8 float32 observations of ``dcgan_odd``, ``dcgan`` and ``mlp_gan`` with
-    their last layer x3: 0 of 8 each at rtol 1e-4 with float64's resolution, 8 of 8 with this)."""
-    eps = torch.full((y.shape[0], 1), torch.finfo(y.dtype).eps, dtype=y.dtype, device=y.device)
-    if y.dtype == torch.float64:
-        single = (y == y.float().double()).all(1, keepdim=True) & (y != y.half().double()).any(1, keepdim=True)
-        eps = torch.where(single, torch.finfo(torch.float32).eps, eps)
-    return eps.sqrt()
+
+def _from_float32(y: torch.Tensor) -> torch.Tensor:
+    """``(B, 1)`` bool: the float64 sample's values are all float32 numbers, and some of them not
+    float16 ones (round values such as 0 and 1 say nothing of where they came from): it came from
+    float32, as a float64 computation almost never lands on float32 numbers everywhere."""
+    if y.dtype != torch.float64:
+        return torch.zeros(y.shape[0], 1, dtype=torch.bool, device=y.device)
+    half = y.half().double()
+    return ((y == y.float().double()).all(1, keepdim=True)
+            & ((y != half) & (y.abs() <= torch.finfo(torch.float16).max)).any(1, keepdim=True))
 
 
 class _Saturating(Activation):
@@ -40,16 +36,30 @@ class _Saturating(Activation):
         return self._inverse(y.clamp(lo_r + sat, hi_r - sat))
 
     def bounds(self, y: torch.Tensor, *, tol: torch.Tensor) -> RowBounds:
-        lo_r, hi_r = self.range
         # Near the ends the inverse is ill-conditioned (d phi^-1/dy ~ 1/(1-y)); within
         # sqrt(eps) of an end the value only says "saturated", a one-sided bound.
-        sat = _resolution(y)
-        high = y >= hi_r - sat
-        low = y <= lo_r + sat
+        return self._rows(y, single=torch.zeros(y.shape[0], 1, dtype=torch.bool, device=y.device))
+
+    def search_bounds(self, y: torch.Tensor) -> RowBounds:
+        """At the precision ``y`` carries, every row weighing 1 (docs/design.md §3.7). A sample of
+        float32 numbers (:func:`_from_float32`) is saturated within ``sqrt(eps_32)`` of a non-zero
+        end: float32 resolves ``1 - |y|`` only to 6e-8, so its ``atanh`` 1e-7 from an end is off by
+        0.3, and as an equation such a row pulls LM away from ``z*`` (8 float32 observations each
+        of ``dcgan_odd``, ``dcgan`` and ``mlp_gan`` x3, rtol 1e-4: 0, 8 and 0 of 8 solved with
+        float64's band, 8 of 8 each with this). Near a zero end float32 keeps its relative
+        precision, and the band stays float64's."""
+        return self._rows(y, single=_from_float32(y)).unweighted()
+
+    def _rows(self, y: torch.Tensor, *, single: torch.Tensor) -> RowBounds:
+        lo_r, hi_r = self.range
+        band = torch.full((y.shape[0], 1), math.sqrt(torch.finfo(y.dtype).eps), dtype=y.dtype, device=y.device)
+        wide = math.sqrt(torch.finfo(torch.float32).eps)
+        lo_b, hi_b = (torch.where(single & (end != 0) & math.isfinite(end), wide * abs(end), band)
+                      for end in (lo_r, hi_r))
+        high, low = y >= hi_r - hi_b, y <= lo_r + lo_b
         inner = ~(high | low)
-        p = self._inverse(torch.minimum(torch.maximum(y, lo_r + sat), hi_r - sat))
-        p_hi = self._inverse(hi_r - sat).expand_as(y)
-        p_lo = self._inverse(lo_r + sat).expand_as(y)
+        p = self._inverse(torch.minimum(torch.maximum(y, lo_r + lo_b), hi_r - hi_b))
+        p_hi, p_lo = self._inverse(hi_r - hi_b).expand_as(y), self._inverse(lo_r + lo_b).expand_as(y)
         ninf, pinf = torch.full_like(y, -_INF), torch.full_like(y, _INF)
         lo = torch.where(inner, p, torch.where(high, p_hi, ninf))
         hi = torch.where(inner, p, torch.where(low, p_lo, pinf))

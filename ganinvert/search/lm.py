@@ -4,10 +4,10 @@ On a piecewise-linear generator the last pre-activation ``p(z)`` is affine on ea
 region, with the Jacobian :func:`~ganinvert.linearize.linearize` builds. The observation
 turns into per-row bounds on ``p`` (:meth:`~ganinvert.activations.Activation.bounds`: equalities
 where the output activation is invertible, one-sided rows on ReLU zeros and saturated
-Tanh/Sigmoid pixels), and the residual of a row is how far ``p`` lies outside its interval,
-every row weighing 1. Gauss-Newton steps on that residual, damped per sample
-(Levenberg-Marquardt), walk across regions; inside the right one a step lands on ``G(z) = x``
-exactly.
+Tanh/Sigmoid pixels: :meth:`~ganinvert.activations.Activation.search_bounds`), and the residual
+of a row is how far ``p`` lies outside its interval. Gauss-Newton steps on that residual, damped
+per sample (Levenberg-Marquardt), walk across regions; inside the right one a step lands on
+``G(z) = x`` exactly.
 
 Fitting before the output activation is what makes this work: measured on the shipped 28x28
 DCGAN (16 samples, from ``z = 0``), 15 of 16 reach ``G(z) = x`` with ``z = z*`` to 1e-12 within
@@ -15,7 +15,7 @@ DCGAN (16 samples, from ``z = 0``), 15 of 16 reach ``G(z) = x`` with ``z = z*`` 
 as targets, an inconsistent system) left all 16 at ~7% error, and Adam from 32 random starts per
 sample reached the basin on 31% of samples after 600 steps.
 
-The rows are not weighted by the output activation's slope (the weights the observation's bounds
+A saturating output's rows are not weighted by its slope (the weights the observation's bounds
 carry, floored at 1e-2, which make the misfit look like a pixel error). For an ``x`` in the range
 the system is consistent, and on ``z*``'s region any weights give the same answer; away from it
 the slope weights made the rows of near-saturated pixels, which under deep saturation are most of
@@ -109,7 +109,7 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
     residual = chain.relative_residual(z, x)
     used = torch.zeros(B, dtype=torch.long, device=z.device)
     chunk = max(1, _MAX_ENTRIES // (2 * max(layer.op.out_dim for layer in chain.layers) * k))
-    rb = chain.layers[-1].act.fit_bounds(x).unweighted()  # every row weighs 1 (see the module doc)
+    rb = chain.layers[-1].act.search_bounds(x)  # a saturating output's rows weigh 1 (see the module doc)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
     jc = None if jacobian_dtype in (None, chain.dtype) else chain.to(dtype=jacobian_dtype)
     lam = torch.full((B,), 1e-2, dtype=z.dtype, device=z.device)
@@ -152,9 +152,10 @@ def levenberg_marquardt(chain: Chain, z0: torch.Tensor, x: torch.Tensor, *, rtol
                 break
         z[j], lam[j], residual[j] = zj, lj, res
         live[j] = (res > rtol * _POLISH) & (lj < _LAMBDA[1])
-        if watch:
-            look = used[j] % _WINDOW == 0
-            live[j] &= ~(look & (f > (1 - stall[j]) * mark[j])) & (used[j] < cap * _WINDOW)
+        if watch:  # a sample with stall 0 is never stopped by either test
+            on = stall[j] > 0
+            look = (used[j] % _WINDOW == 0) & on
+            live[j] &= ~(look & (f > (1 - stall[j]) * mark[j])) & ((used[j] < cap * _WINDOW) | ~on)
             mark[j] = torch.where(look, f, mark[j])
 
     for _ in range(steps):  # every live sample takes a step before any takes its next

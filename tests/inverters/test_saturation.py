@@ -64,9 +64,9 @@ def test_a_float32_observation_of_a_saturated_dcgan_reaches_z_star_to_float32s_p
     with torch.no_grad():
         x = G(z)
     assert ((1 - x.abs()) < DEEP).double().mean() > 0.8
-    r = gi.invert(G, x)
+    r = gi.invert(G, x, time_limit=20)
     assert (r.residual <= 2e-6).all() and all(s.solved for s in r.status)
-    assert (rel_err(r.z, z) < 1e-4).all()
+    assert (rel_err(r.z, z) < 1e-4).all()  # z*, to float32's precision: no other pre-image
 
 
 def test_the_shipped_generator_trained_to_convergence_is_deeply_saturated_and_solved():
