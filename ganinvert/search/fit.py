@@ -97,10 +97,9 @@ CLOSE, CLOSE_STALL = 1e-3, 0.01
 class EarlyLM:
     """The pixel fit's hook (:func:`fit_pixels`' ``every``): a start that has
     come within ``near`` of x (relative residual), and has halved its residual since its last
-    try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once its
-    misfit stalls: on a real image after 4-8; within ``CLOSE`` of x it persists); one that reaches
-    ``G(z) = x`` stops its fit there, one
-    that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
+    try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once
+    its misfit stalls: on a real image after a window or two; within ``CLOSE`` of x it persists);
+    one that reaches ``G(z) = x`` stops its fit there, one that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
     x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
     saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
     §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start

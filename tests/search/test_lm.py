@@ -140,3 +140,5 @@ def test_a_per_sample_stall_stops_each_sample_as_its_own_would():
     free = levenberg_marquardt(chain, start[6:], x[6:], **kw)
     assert torch.equal(mixed.steps, torch.cat([quick.steps, free.steps]))
     assert (free.steps > quick.steps.max()).any()
+    capped = levenberg_marquardt(chain, start, x, stall=stall, looks=1, **kw)  # looks: only where stall > 0
+    assert (capped.steps[:6] <= 2).all() and torch.equal(capped.steps[6:], free.steps)
