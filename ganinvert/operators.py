@@ -334,9 +334,10 @@ class Stack(LinearOperator):
 
 def _cat_shape(shapes: tuple[tuple[int, ...], ...], dim: int) -> tuple[int, ...]:
     """The shape ``torch.cat`` gives tensors of ``shapes`` along ``dim`` (they agree elsewhere)."""
-    first, d = shapes[0], dim % len(shapes[0])
-    if any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
-        raise ValueError(f"cannot concatenate shapes {shapes} along dimension {dim}")
+    first = shapes[0]
+    d = dim % len(first) if -len(first) <= dim < len(first) else None
+    if d is None or any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
+        raise ValueError(f"Expected: shapes that agree but along dimension {dim}, Got: cannot concatenate {shapes}")
     return (*first[:d], sum(s[d] for s in shapes), *first[d + 1:])
 
 

@@ -111,17 +111,18 @@ def test_a_torch_function_has_no_abs_bound():
 
 def test_a_wide_transposed_convolution_gives_a_sample_the_same_bits_alone_and_in_a_batch():
     # more than a few output channels: on CPU the input goes in channels-last (torch's float64
-    # kernel for it is 3-4x faster); its values and gradients are torch's, and a sample's sums
+    # kernel for it is 2.4-3.9x faster on dcgan_odd's 256 -> 128 layer); its values and gradients
+    # are torch's, and a sample's sums
     # are rounded alike alone and in any batch
-    w = _rand(32, 16, 4, 4)
-    t = ConvTranspose2d(w, in_shape=(32, 3, 3), stride=1, padding=0, output_padding=0, dilation=1, groups=1)
+    w = _rand(256, 128, 4, 4)  # dcgan_odd's second layer
+    t = ConvTranspose2d(w, in_shape=(256, 3, 3), stride=1, padding=0, output_padding=0, dilation=1, groups=1)
     u = _rand(9, t.in_dim).requires_grad_(True)
     out = t.matvec(u)
-    ref = torch.nn.functional.conv_transpose2d(u.view(9, 32, 3, 3), w).reshape(9, -1)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    ref = torch.nn.functional.conv_transpose2d(u.view(9, 256, 3, 3), w).reshape(9, -1)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-13 * ref.abs().max().item())  # sums of 4096 terms
     g, = torch.autograd.grad((out ** 2).sum(), u)
     g_ref, = torch.autograd.grad((ref ** 2).sum(), u)
-    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-13 * g_ref.abs().max().item())
     with torch.no_grad():
         for i in range(9):
             assert torch.equal(t.matvec(u[i:i + 1])[0], out[i])
@@ -147,10 +148,8 @@ def test_converting_a_label_conditional_generator_does_not_import_torchs_compile
     import subprocess
     import sys
     code = ("import sys, torch, ganinvert as gi; from ganinvert import models; m = models.load('cgan_mlp'); "
-            "G = m.generator.double().eval(); y = torch.arange(2); "
-            "z = torch.randn(2, m.latent_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0)); "
-            "x = G(z, y).detach(); r = gi.invert(G, x, cond=y); "
-            "print(r.counts()['EXACT'], 'torch._dynamo' in sys.modules)")
+            "rep = gi.inspect(m.generator.double().eval(), cond=torch.arange(2)); "
+            "print(rep.not_converted == '', 'torch._dynamo' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["2", "False"]
+    assert proc.stdout.split() == ["True", "False"]  # converted, without the compiler
