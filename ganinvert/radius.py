@@ -57,7 +57,9 @@ def unique_radius(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | Non
         observed: ``(B, n)`` bool, the output rows that are data (None: all).
         rank_rtol: the rank test of the equation rows' Jacobian (its smallest singular value
             relative to its largest).
-        stop: asked before each chunk of samples (the time limit); once true, the rest stay 0.
+        stop: asked before each chunk of samples and each layer's Jacobian within it (the time
+            limit: on a convolutional chain one chunk's Jacobians take seconds); once true, the
+            chunk in hand and the rest stay 0.
     """
     B, k = z.shape[0], chain.in_dim
     z = z.reshape(B, k).to(dtype=chain.dtype, device=chain.device)  # the chain's own (a float32 latent is cast)
@@ -72,18 +74,23 @@ def unique_radius(chain: Chain, z: torch.Tensor, *, observed: torch.Tensor | Non
             break
         rows = slice(i, i + chunk)
         obs = None if observed is None else observed[rows]
-        out[rows] = _radius(chain, z[rows], obs, bounds, rank_rtol).cpu()
+        r = _radius(chain, z[rows], obs, bounds, rank_rtol, stop)
+        if r is None:
+            break
+        out[rows] = r.cpu()
     return out
 
 
-def _radius(chain: Chain, z: torch.Tensor, observed: torch.Tensor | None, bounds: list, rank_rtol: float
-            ) -> torch.Tensor:
-    """:func:`unique_radius` for one chunk of samples."""
+def _radius(chain: Chain, z: torch.Tensor, observed: torch.Tensor | None, bounds: list, rank_rtol: float,
+            stop: Callable[[], bool] | None) -> torch.Tensor | None:
+    """:func:`unique_radius` for one chunk of samples (None where ``stop`` ended it)."""
     steps = chain.walk(z)
     L, B = len(chain), z.shape[0]
     r0 = torch.full((B,), math.inf, dtype=z.dtype, device=z.device)
     hidden = []  # per hidden layer: (margin m, row norm g, |slope| s, jump) (B, n_l), for the bound past r0
     for i, layer, J, _ in affine_pieces(chain, [s.pattern for s in steps[:-1]], B, dtype=z.dtype, device=z.device):
+        if stop is not None and stop():
+            return None
         p = steps[i].pre
         if i == L - 1:
             break

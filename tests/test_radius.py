@@ -201,3 +201,23 @@ def test_a_float32_latent_is_cast_to_the_chains_precision():
     chain = gi.to_chain(random_mlp([4, 40, 30], seed=3))
     z = latents(3, 4, seed=5)
     torch.testing.assert_close(unique_radius(chain, z.float()), unique_radius(chain, z.float().double()))
+
+
+def test_the_time_limit_stops_the_radius_between_layers_of_a_chunk():
+    """``stop`` is asked before each chunk and after each layer's Jacobian: once it says so the
+    chunk in hand is dropped (radius 0), never half-computed; asked never, every radius is proven."""
+    chain = gi.to_chain(random_mlp([4, 40, 30, 60], seed=3))
+    z = latents(3, 4, seed=5)
+    full = unique_radius(chain, z)
+    assert (full > 0).all()
+    asked = []
+
+    def stop_at(n):
+        def stop():
+            asked.append(1)
+            return len(asked) > n
+        return stop
+    assert (unique_radius(chain, z, stop=stop_at(2)) == 0).all()  # the chunk, then its first layer: stopped at the second
+    assert len(asked) == 3
+    asked.clear()
+    torch.testing.assert_close(unique_radius(chain, z, stop=stop_at(100)), full)
