@@ -187,15 +187,12 @@ class Conv2d(_Conv):
 class ConvTranspose2d(_Conv):
     """``F.conv_transpose2d`` without bias.
 
-    With few output channels (a generator's last layer: 64 -> 1 channel) and no groups or
-    dilation, it is computed as what it is, ``fold(W^T u)`` (the columns of every input pixel,
-    summed into place): on CPU, for the 64 directions of a Jacobian through ``dcgan_odd``'s last
-    layer, 9x faster than ``conv_transpose2d``'s kernel for one output channel (the same sums).
-
+    With few output channels (a last layer: 64 -> 1) and no groups or dilation it is
+    ``fold(W^T u)`` (every input pixel's columns summed into place): for a Jacobian's 64 directions
+    through ``dcgan_odd``'s last layer 9x faster on CPU than torch's kernel (the same sums).
     Otherwise, on CPU, its input goes in channels-last, where torch's float64 kernel is faster
-    (``benchmarks/bench_conv.py``: ``dcgan_odd``'s ``(256, 128, 4)`` on 3x3, forward and backward,
-    2.4x for the pixel fit's batch of 8 in float64, 1.4x for a float32 Jacobian; other shipped
-    layers 0.9-1.4x); its float64 sums are the same in any batch, as the contiguous kernel's."""
+    (``benchmarks/bench_conv.py``: ``dcgan_odd``'s ``(256, 128, 4)``, forward and backward, 2.4x
+    at batch 8 in float64, 1.4x for a float32 Jacobian), with sums the same in any batch."""
 
     def _apply(self, u, weight):
         g = self.geometry
@@ -203,8 +200,7 @@ class ConvTranspose2d(_Conv):
             cols = weight.reshape(weight.shape[0], -1).T @ u.reshape(u.shape[0], u.shape[1], -1)
             return F.fold(cols, self.out_shape[1:], weight.shape[2:], stride=g.get("stride", 1),
                           padding=g.get("padding", 0))
-        if u.device.type == "cpu":
-            u = u.contiguous(memory_format=torch.channels_last)
+        u = u.contiguous(memory_format=torch.channels_last) if u.device.type == "cpu" else u
         return F.conv_transpose2d(u, weight, None, **g)
 
     def _out_channels(self, weight):
@@ -216,8 +212,7 @@ class ConvTranspose2d(_Conv):
         return tuple((hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (kernel[i] - 1) + op[i] + 1 for i in range(2))
 
 
-#: output channels up to which :class:`ConvTranspose2d` folds its columns itself
-_FOLD_CHANNELS = 4
+_FOLD_CHANNELS = 4  # output channels up to which ConvTranspose2d folds its columns itself
 
 
 class LinearFunction(LinearOperator):
@@ -304,10 +299,8 @@ class Stack(LinearOperator):
                  *, in_dim: int, dim: int | None = None) -> None:
         self.parts, self.shapes, self.dim = tuple(parts), tuple(map(tuple, shapes)), dim
         self.in_shape = (in_dim,)
-        # by torch.cat's rule, not a meta-device probe (whose first use imports torch's compiler:
-        # 2.7 s, under cond= out of the first label's share of the time limit)
-        self.out_shape = ((sum(math.prod(s) for s in self.shapes),) if dim is None else
-                          _cat_shape(self.shapes, dim))
+        # by torch.cat's rule: a meta-device probe's first use imports torch's compiler (2.7 s)
+        self.out_shape = (sum(math.prod(s) for s in self.shapes),) if dim is None else _cat_shape(self.shapes, dim)
         self._some = next(op for op in self.parts if op is not None)
 
     dtype = property(lambda self: self._some.dtype)
@@ -334,8 +327,7 @@ class Stack(LinearOperator):
 
 def _cat_shape(shapes: tuple[tuple[int, ...], ...], dim: int) -> tuple[int, ...]:
     """The shape ``torch.cat`` gives tensors of ``shapes`` along ``dim`` (they agree elsewhere)."""
-    first = shapes[0]
-    d = dim % len(first) if -len(first) <= dim < len(first) else None
+    first, d = shapes[0], dim % len(shapes[0]) if -len(shapes[0]) <= dim < len(shapes[0]) else None
     if d is None or any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
         raise ValueError(f"Expected: shapes that agree but along dimension {dim}, Got: cannot concatenate {shapes}")
     return (*first[:d], sum(s[d] for s in shapes), *first[d + 1:])

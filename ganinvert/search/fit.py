@@ -99,12 +99,12 @@ class EarlyLM:
     come within ``near`` of x (relative residual), and has halved its residual since its last
     try, gets up to ``steps`` Levenberg-Marquardt Jacobians from where it is (it stops early once
     its misfit stalls: on a real image after a window or two; within ``CLOSE`` of x it persists);
-    one that reaches ``G(z) = x`` stops its fit there, one that ends closer fits on from LM's end. Under deep output saturation the pixel loss creeps towards
-    x (a saturated pixel's gradient vanishes), while LM on the last pre-activation, with
-    saturated pixels as one-sided rows, gets into the basin from far coarser fits (docs/design.md
-    §3.7). Only the rows ``tryable`` are tried (not those proven out of range, nor a second start
-    that is the same point as another). ``solved`` ``(rows,)`` bool: the rows it finished (their
-    answers written into the fit's ``z``)."""
+    one that reaches ``G(z) = x`` stops its fit there, one that ends closer fits on from LM's end.
+    Under deep output saturation the pixel loss creeps towards x (a saturated pixel's gradient
+    vanishes), while LM on the last pre-activation, with saturated pixels as one-sided rows, gets
+    into the basin from far coarser fits (docs/design.md §3.7). Only the rows ``tryable`` are tried
+    (not those proven out of range, nor a second start that is the same point as another).
+    ``solved`` ``(rows,)`` bool: the rows it finished (their answers written into the fit's ``z``)."""
 
     def __init__(self, chain: Chain, xs: torch.Tensor, tryable: torch.Tensor, *, near: float, steps: int,
                  rtol: float, budget: Budget) -> None:

@@ -57,7 +57,8 @@ _REUSE = 10
 #: a sample whose relative residual is above this takes its steps on the Jacobian's chain (float32)
 #: too, forward passes included: they decide only whether a step lowers a misfit still far from 0.
 #: Below it every forward pass is in the chain's float64, which the answer needs. On dcgan_odd
-#: float64's ConvTranspose2d(256, 128, 4) is 18x slower than float32's (CPU, batch of 8)
+#: float64's ConvTranspose2d(256, 128, 4) was 18x slower than float32's (CPU, batch of 8); 2.5x
+#: since it takes its input channels-last (``operators.ConvTranspose2d``)
 _COARSE = 1e-3
 #: Jacobians between two looks at a sample's progress (``stall``). Measured on the paper's decoder
 #: (ReLU output, kicked descents): 2 kept 96% of the solved samples at 61% of the time of 4
